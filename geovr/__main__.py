@@ -1,0 +1,3 @@
+from geovr.cli import app
+
+app()

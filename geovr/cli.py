@@ -1,0 +1,29 @@
+"""The one ``geovr`` console script.
+
+Each stage owns a thin typer module (``<stage>/cli.py``) that imports nothing heavy at module
+level; torch, transformers and deepspeed are imported inside command bodies so ``geovr --help``
+stays fast.
+"""
+
+import typer
+
+from geovr.evaluate.cli import app as eval_app
+from geovr.extract.cli import extract
+from geovr.shared.cli import app as shards_app
+from geovr.synth.cli import synth
+from geovr.train.cli import train
+
+app = typer.Typer(
+    name="geovr",
+    help="Distil a 3D foundation model into a multimodal LLM from plain 2D video.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("synth", help="Render a synthetic indoor corpus with exact ground truth (mp4 + poses + depth).")(synth)
+app.command("extract", help="Stage one: run the teacher over a video corpus and cache its targets in shards.")(
+    extract
+)
+app.command("train", help="Stage two: train the student MLLM against cached targets under DeepSpeed ZeRO.")(train)
+app.add_typer(eval_app, name="eval", help="Score spatial reasoning (VSI-Bench format) and geometry heads.")
+app.add_typer(shards_app, name="shards", help="Inspect, verify, merge, publish and pull target stores.")
