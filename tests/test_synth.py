@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from geovr.cli import app
 from geovr.shared import geometry as g
 from geovr.synth import SynthConfig, load_scene, make_scene, render_corpus
+from geovr.synth.scene import _point_polygon_distance, _polygons_overlap
 
 FRAMES = 16
 
@@ -54,6 +55,11 @@ def test_cli_writes_playable_videos_and_gt(corpus: Path):
         for o in scene.objects:
             fp = o.footprint()
             assert fp.min() > 0 and np.all(fp.max(0) < [sx, sy]) and o.center[2] == pytest.approx(o.size[2] / 2)
+            # The camera never enters an object: every eye position is clear of each footprint.
+            assert all(_point_polygon_distance(e, fp) >= 0.3 for e in eyes[:, :2])
+        for a in range(len(scene.objects)):
+            for b in range(a):
+                assert not _polygons_overlap(scene.objects[a].footprint(), scene.objects[b].footprint(), 0.0)
         assert len(scene.visible_pixels) == len(scene.objects)
         # Pixels where an object is visible + room pixels never exceed the frame.
         assert np.all(np.sum(scene.visible_pixels, axis=0) <= 168 * 224)
