@@ -1,0 +1,80 @@
+"""Filesystem helpers: fsspec resolution, atomic writes, durable renames."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Any
+
+__all__ = ["TMP_PREFIX", "atomic_write_bytes", "atomic_write_json", "fsync_dir", "fsync_tree", "resolve", "tmp_name"]
+
+TMP_PREFIX = ".tmp-"
+"""Prefix of every temporary file/directory a writer creates (removed by ``StoreWriter.done``)."""
+
+
+def resolve(root: str | os.PathLike[str]) -> tuple[Any, str, bool]:
+    """``(fs, path, is_local)`` for a local path or an fsspec URL (``memory://``, ``s3://`` ...)."""
+    import fsspec
+
+    root = os.fspath(root)
+    if "://" not in root or root.startswith("file://"):
+        path = root[len("file://"):] if root.startswith("file://") else root
+        return fsspec.filesystem("file"), os.path.abspath(path), True
+    fs, path = fsspec.core.url_to_fs(root)
+    return fs, path.rstrip("/"), False
+
+
+def tmp_name(final: str) -> str:
+    """A unique temporary sibling of ``final`` (same directory, ``TMP_PREFIX`` name)."""
+    d, base = os.path.split(final)
+    return os.path.join(d, f"{TMP_PREFIX}{base}-{uuid.uuid4().hex[:8]}")
+
+
+def fsync_dir(path: str) -> None:
+    """fsync a directory so renames inside it are durable (no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: str) -> None:
+    """fsync every file and directory under ``path`` (or the file ``path``)."""
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+        return
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with open(os.path.join(dirpath, name), "rb") as f:
+                os.fsync(f.fileno())
+        fsync_dir(dirpath)
+
+
+def atomic_write_bytes(path: str, data: bytes, fs: Any = None) -> None:
+    """Write ``data`` to a temp sibling, fsync, then rename onto ``path`` (local) or ``fs.mv`` (fsspec)."""
+    tmp = tmp_name(path)
+    if fs is None or getattr(fs, "protocol", None) in ("file", ("file", "local")):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(os.path.dirname(path) or ".")
+        return
+    with fs.open(tmp, "wb") as f:
+        f.write(data)
+    fs.mv(tmp, path)
+
+
+def atomic_write_json(path: str, obj: Any, fs: Any = None) -> None:
+    """``atomic_write_bytes`` of ``obj`` as sorted, indented JSON."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode(), fs)

@@ -1,0 +1,120 @@
+"""Shard sidecars (``shards/<name>.json``): the per-shard commit record."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from geovr.shared.hashing import sha256_file
+from geovr.shared.manifest import FileEntry, ShardEntry
+from geovr.shared.safety import CorruptStoreError
+
+__all__ = ["SHARD_NAME_RE", "ClipFailure", "ShardInfo", "file_entries", "shard_digest"]
+
+SHARD_NAME_RE = re.compile(r"^([A-Za-z0-9_-]+)-(\d{5})$")
+"""Committed shard names: ``<prefix>-<seq:05d>``."""
+SIDECAR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ClipFailure:
+    """A clip that could not be extracted (recorded, not stored)."""
+
+    clip_id: str
+    """The clip's id from the corpus manifest."""
+    uri: str
+    """The clip's source video."""
+    reason: str
+    """Human-readable cause (exception type and message)."""
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """What a committed shard holds; serialised as its sidecar."""
+
+    name: str
+    """Shard name ``<prefix>-<seq:05d>``."""
+    format: str
+    """``zarr`` or ``wds``."""
+    files: list[FileEntry]
+    """Files of the shard, relative to ``STORE/shards/``, with bytes and sha256."""
+    clips: list[str]
+    """Stored clip ids in row order."""
+    num_frames: list[int]
+    """Frames per stored clip (same order as ``clips``)."""
+    failures: list[ClipFailure] = field(default_factory=list)
+    """Clips of this shard's batch that failed."""
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+    @property
+    def sha256(self) -> str:
+        return shard_digest(self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sidecar_version": SIDECAR_VERSION,
+            "name": self.name,
+            "format": self.format,
+            "files": [vars(f) for f in self.files],
+            "clips": list(self.clips),
+            "num_frames": [int(n) for n in self.num_frames],
+            "failures": [vars(f) for f in self.failures],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str) -> ShardInfo:
+        try:
+            info = cls(
+                name=str(d["name"]),
+                format=str(d["format"]),
+                files=[FileEntry(str(f["path"]), int(f["bytes"]), str(f["sha256"])) for f in d["files"]],
+                clips=[str(c) for c in d["clips"]],
+                num_frames=[int(n) for n in d["num_frames"]],
+                failures=[ClipFailure(str(f["clip_id"]), str(f["uri"]), str(f["reason"])) for f in d["failures"]],
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise CorruptStoreError(f"{where}: malformed shard sidecar ({type(e).__name__}: {e})") from e
+        if len(info.clips) != len(info.num_frames):
+            raise CorruptStoreError(f"{where}: {len(info.clips)} clips but {len(info.num_frames)} frame counts")
+        if not SHARD_NAME_RE.match(info.name):
+            raise CorruptStoreError(f"{where}: invalid shard name {info.name!r}")
+        return info
+
+    def entry(self) -> ShardEntry:
+        """The manifest entry of this shard."""
+        return ShardEntry(
+            name=self.name, format=self.format, files=list(self.files), bytes=self.bytes,
+            samples=len(self.clips), failed=len(self.failures), num_frames=sum(self.num_frames), sha256=self.sha256,
+        )
+
+
+def shard_digest(files: list[FileEntry]) -> str:
+    """sha256 of a one-file shard, or of the sorted ``"<path> <sha256>\\n"`` lines for a multi-file shard."""
+    if len(files) == 1 and files[0].path.endswith(".tar"):
+        return files[0].sha256
+    lines = "".join(f"{f.path} {f.sha256}\n" for f in sorted(files, key=lambda f: f.path))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def file_entries(shards_dir: str, name: str, fmt: str) -> list[FileEntry]:
+    """Hash the committed files of shard ``name`` in local ``shards_dir``."""
+    if fmt == "wds":
+        rel = [f"{name}.tar"]
+    else:
+        rel = []
+        top = os.path.join(shards_dir, name)
+        for dirpath, _dirs, files in os.walk(top):
+            for fn in files:
+                rel.append(os.path.relpath(os.path.join(dirpath, fn), shards_dir).replace(os.sep, "/"))
+        rel.sort()
+    out = []
+    for r in rel:
+        digest, size = sha256_file(os.path.join(shards_dir, r))
+        out.append(FileEntry(path=r, bytes=size, sha256=digest))
+    return out

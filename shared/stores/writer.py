@@ -1,0 +1,165 @@
+"""``StoreWriter``: whole-shard, crash-safe writes of ``ClipTargets`` (one writer per shard prefix).
+
+Commit protocol per shard: write everything under a ``.tmp-`` name, fsync, rename atomically
+to ``shards/<prefix>-<seq:05d>`` (Zarr group) or ``shards/<prefix>-<seq:05d>.tar``, then
+write the sidecar ``shards/<name>.json`` atomically. **The sidecar is the commit point**: a
+shard without one is an interrupted write and is deleted by ``done()``. Ranks write with
+different prefixes (``r000``, ``r001``, ...) into the same store; ``finalize_store`` merges.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from typing import Any
+
+import numpy as np
+
+from geovr.shared.manifest import StoreHeader, header_differences
+from geovr.shared.safety import IncompatibleStoreError, read_json_file
+from geovr.shared.schema import ClipTargets
+from geovr.shared.stores.clipcodec import clip_to_parts, frame_shapes
+from geovr.shared.stores.fsio import TMP_PREFIX, atomic_write_json, fsync_dir, fsync_tree, resolve
+from geovr.shared.stores.sidecar import SHARD_NAME_RE, ClipFailure, ShardInfo, file_entries
+from geovr.shared.stores.wds_shard import write_wds_shard
+from geovr.shared.stores.zarr_shard import write_zarr_shard
+
+__all__ = ["StoreWriter", "open_or_create_header"]
+
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def open_or_create_header(root: str, header: StoreHeader) -> None:
+    """Write ``root/header.json``, or check an existing one matches ``header`` (refuse naming the fields)."""
+    path = os.path.join(root, "header.json")
+    if os.path.exists(path):
+        found = StoreHeader.from_dict(read_json_file(path), path)
+        diffs = header_differences(found, header)
+        if diffs:
+            raise IncompatibleStoreError(
+                f"{path}: the store was created with a different header; differing fields: " + "; ".join(diffs)
+            )
+        return
+    os.makedirs(root, exist_ok=True)
+    atomic_write_json(path, header.to_dict())
+
+
+class StoreWriter:
+    """Writes whole shards of one prefix into a local store directory ``root``."""
+
+    def __init__(self, root: str | os.PathLike[str], header: StoreHeader, shard_prefix: str = "r000") -> None:
+        _fs, path, is_local = resolve(root)
+        if not is_local:
+            raise ValueError(f"{root}: StoreWriter writes local stores; publish remote copies with `geovr shards publish`")
+        if not _PREFIX_RE.match(shard_prefix):
+            raise ValueError(f"shard_prefix {shard_prefix!r} must match [A-Za-z0-9_]+ (no '-' or '.')")
+        self.root = path
+        self.header = header
+        self.prefix = shard_prefix
+        self.shards_dir = os.path.join(path, "shards")
+        open_or_create_header(path, header)
+        os.makedirs(self.shards_dir, exist_ok=True)
+        self._cleaned = False
+
+    # ------------------------------------------------------------------ resume
+
+    def _cleanup(self) -> None:
+        """Delete this prefix's temp leftovers and shards that have no sidecar (interrupted writes)."""
+        for entry in os.listdir(self.shards_dir):
+            full = os.path.join(self.shards_dir, entry)
+            uncommitted = False
+            if entry.startswith(f"{TMP_PREFIX}{self.prefix}-"):
+                uncommitted = True
+            else:
+                stem = entry[: -len(".tar")] if entry.endswith(".tar") else entry
+                m = SHARD_NAME_RE.match(stem)
+                committed = os.path.exists(os.path.join(self.shards_dir, f"{stem}.json"))
+                uncommitted = bool(m and m.group(1) == self.prefix and not committed)
+            if uncommitted:
+                shutil.rmtree(full) if os.path.isdir(full) else os.remove(full)
+        self._cleaned = True
+
+    def shards(self) -> list[ShardInfo]:
+        """All committed shards of the store (every prefix), sorted by name."""
+        out = []
+        for entry in sorted(os.listdir(self.shards_dir)):
+            if entry.endswith(".json") and SHARD_NAME_RE.match(entry[:-5]):
+                path = os.path.join(self.shards_dir, entry)
+                out.append(ShardInfo.from_dict(read_json_file(path), path))
+        return out
+
+    def done(self) -> dict[str, str]:
+        """``clip_id -> "ok" | "failed"`` over committed shards; also removes interrupted-write leftovers."""
+        self._cleanup()
+        status: dict[str, str] = {}
+        for info in self.shards():
+            for f in info.failures:
+                status.setdefault(f.clip_id, "failed")
+            for c in info.clips:
+                status[c] = "ok"
+        return status
+
+    def _next_seq(self) -> int:
+        seqs = [-1]
+        for entry in os.listdir(self.shards_dir):
+            stem = entry.split(".", 1)[0]
+            m = SHARD_NAME_RE.match(stem)
+            if m and m.group(1) == self.prefix:
+                seqs.append(int(m.group(2)))
+        return max(seqs) + 1
+
+    # ------------------------------------------------------------------ write
+
+    def write_shard(self, clips: list[ClipTargets], failures: list[ClipFailure] | None = None) -> ShardInfo:
+        """Write ``clips`` (+ failure records) as one new committed shard; returns its sidecar info.
+
+        Raises ``ValueError`` naming the clip if a clip does not match the header, ids repeat, or
+        (Zarr) clips disagree on per-frame shapes.
+        """
+        failures = list(failures or [])
+        if not clips and not failures:
+            raise ValueError("write_shard needs at least one clip or failure")
+        ids = [c.clip_id for c in clips] + [f.clip_id for f in failures]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"write_shard: clip ids repeated within one shard: {dup}")
+        if not self._cleaned:
+            self._cleanup()
+        parts = [clip_to_parts(c, self.header) for c in clips]
+        metas = [p[0] for p in parts]
+        frame_arrays: list[dict[str, np.ndarray]] = [p[1] for p in parts]
+        clip_arrays: list[dict[str, np.ndarray]] = [p[2] for p in parts]
+        self._check_shapes(clips, frame_arrays)
+        name = f"{self.prefix}-{self._next_seq():05d}"
+        fmt = self.header.format
+        final = os.path.join(self.shards_dir, name + (".tar" if fmt == "wds" else ""))
+        tmp = os.path.join(self.shards_dir, f"{TMP_PREFIX}{name}-{os.getpid()}")
+        frames = [c.frames for c in clips]
+        if fmt == "wds":
+            ext = "jpg" if self.header.frame_encoding == "jpeg" else "png"
+            write_wds_shard(tmp, metas, frame_arrays, clip_arrays, frames, ext)
+        else:
+            write_zarr_shard(tmp, metas, frame_arrays, clip_arrays, frames)
+        fsync_tree(tmp)
+        os.rename(tmp, final)
+        fsync_dir(self.shards_dir)
+        info = ShardInfo(
+            name=name, format=fmt, files=file_entries(self.shards_dir, name, fmt),
+            clips=[c.clip_id for c in clips], num_frames=[c.num_frames for c in clips], failures=failures,
+        )
+        atomic_write_json(os.path.join(self.shards_dir, f"{name}.json"), info.to_dict())
+        return info
+
+    def _check_shapes(self, clips: list[ClipTargets], frame_arrays: list[dict[str, Any]]) -> None:
+        if self.header.format != "zarr" or not frame_arrays:
+            return
+        ref = frame_shapes(frame_arrays[0])
+        for clip, fa in zip(clips[1:], frame_arrays[1:], strict=True):
+            got = frame_shapes(fa)
+            if got != ref:
+                diff = {k: (ref.get(k), got.get(k)) for k in set(ref) | set(got) if ref.get(k) != got.get(k)}
+                raise ValueError(
+                    f"clip {clip.clip_id!r}: per-frame shapes differ from clip {clips[0].clip_id!r} in the same "
+                    f"Zarr shard: {diff}; group clips by resolution into separate shards"
+                )
