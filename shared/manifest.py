@@ -379,3 +379,15 @@ def json_schema() -> dict[str, Any]:
         "title": "geovr target store manifest (index.json)",
         **s,
     }
+
+
+def committed_schema_path() -> str:
+    """Path of the committed ``manifest.schema.json`` (package data of ``geovr.shared``)."""
+    from importlib.resources import files
+
+    return str(files("geovr.shared") / "schemas" / "manifest.schema.json")
+
+
+if __name__ == "__main__":  # regenerate: python -m geovr.shared.manifest
+    with open(committed_schema_path(), "w") as f:
+        f.write(json.dumps(json_schema(), indent=1, sort_keys=True) + "\n")

@@ -15,14 +15,14 @@ __all__ = ["make_clip", "make_header"]
 
 def make_header(fmt: str = "zarr", dtype: str = "fp16", layers: tuple[int, ...] = (4, 11), **kw: object) -> StoreHeader:
     """A header for a tiny fake teacher storing ``layers`` in ``dtype``."""
-    return StoreHeader(
-        format=fmt,
-        teacher=TeacherInfo(name="fake", version="tiny", feature_layers=layers),
-        sampling={"num_frames": 4, "stride": 2},
-        features=FeatureSpec(layers=layers, dtype=dtype),
-        created_by={"geovr": "test"},
-        **kw,  # type: ignore[arg-type]
-    )
+    fields: dict[str, object] = {
+        "format": fmt,
+        "teacher": TeacherInfo(name="fake", version="tiny", feature_layers=layers),
+        "sampling": {"num_frames": 4, "stride": 2},
+        "features": FeatureSpec(layers=layers, dtype=dtype),
+        "created_by": {"geovr": "test"},
+    }
+    return StoreHeader(**{**fields, **kw})  # type: ignore[arg-type]
 
 
 def _jpeg(rng: np.random.Generator, h: int, w: int) -> bytes:
