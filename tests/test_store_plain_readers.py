@@ -29,7 +29,8 @@ def test_plain_zarr_recipe(tmp_path, dtype) -> None:
     expected = make_store(tmp_path, "zarr", dtype)
     store = str(tmp_path)
     # --- recipe (as in manifests/README.md) ---
-    index = json.load(open(f"{store}/index.json"))
+    with open(f"{store}/index.json") as f:
+        index = json.load(f)
     rows = pq.read_table(f"{store}/clips.parquet").to_pylist()
     row = next(r for r in rows if r["clip_id"] == "scene0001/00000" and r["status"] == "ok")
     g = zarr.open_group(f"{store}/shards/{row['shard']}", mode="r")
