@@ -1,0 +1,72 @@
+"""``geovr shards merge``: combine finalised stores (runs, ranks, labs) into one new store.
+
+Headers must agree on every compatibility field (``StoreHeader.compat_key``); stored clip ids
+must be unique over all inputs. Shards are copied (not moved) and renamed
+``m<input:02d>_<prefix>-<seq>`` so names cannot collide; their sidecars are rewritten with the
+new names; the result is finalised with ``finalize_store``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+
+from geovr.shared.manifest import Manifest, header_differences
+from geovr.shared.safety import IncompatibleStoreError, StoreError, read_json_file
+from geovr.shared.stores.finalize import finalize_store
+from geovr.shared.stores.fsio import atomic_write_json, resolve
+from geovr.shared.stores.reader import StoreReader
+from geovr.shared.stores.sidecar import SHARD_NAME_RE, ShardInfo, file_entries
+from geovr.shared.stores.writer import open_or_create_header
+
+__all__ = ["merge_stores"]
+
+
+def merge_stores(out: str, stores: list[str]) -> Manifest:
+    """Merge local finalised ``stores`` into the new local store ``out``; return its manifest."""
+    if len(stores) < 1:
+        raise ValueError("merge needs at least one input store")
+    _fs, out, is_local = resolve(out)
+    if not is_local:
+        raise ValueError(f"{out}: merge into a local folder, then publish it")
+    if os.path.exists(out) and os.listdir(out):
+        raise StoreError(f"{out}: output folder exists and is not empty")
+    readers = [StoreReader(s) for s in stores]
+    ref = readers[0]
+    for s, r in zip(stores[1:], readers[1:], strict=True):
+        diffs = header_differences(ref.header, r.header)
+        if diffs:
+            raise IncompatibleStoreError(f"{s}: header differs from {stores[0]}: " + "; ".join(diffs))
+    seen: dict[str, str] = {}
+    for s, r in zip(stores, readers, strict=True):
+        for cid in r.clip_ids:
+            if cid in seen:
+                raise StoreError(f"clip {cid!r} is stored in both {seen[cid]} and {s}; merge refused")
+            seen[cid] = s
+    open_or_create_header(out, ref.header)
+    shards_out = os.path.join(out, "shards")
+    os.makedirs(shards_out, exist_ok=True)
+    for i, r in enumerate(readers):
+        if not r.is_local:
+            raise ValueError(f"{r.url}: merge reads local stores; pull it first")
+        src_dir = os.path.join(r.root, "shards")
+        for entry in r.manifest.shards:
+            m = SHARD_NAME_RE.match(entry.name)
+            if m is None:
+                raise StoreError(f"{r.root}: invalid shard name {entry.name!r}")
+            new = f"m{i:02d}_{m.group(1)}-{m.group(2)}"
+            side_path = os.path.join(src_dir, f"{entry.name}.json")
+            info = ShardInfo.from_dict(read_json_file(side_path), side_path)
+            if r.header.format == "wds":
+                shutil.copyfile(os.path.join(src_dir, f"{entry.name}.tar"), os.path.join(shards_out, f"{new}.tar"))
+            else:
+                shutil.copytree(os.path.join(src_dir, entry.name), os.path.join(shards_out, new))
+            files = file_entries(shards_out, new, r.header.format)
+            old = {f.path.split("/", 1)[-1] if r.header.format == "zarr" else "": f.sha256 for f in entry.files}
+            got = {f.path.split("/", 1)[-1] if r.header.format == "zarr" else "": f.sha256 for f in files}
+            if old != got:
+                raise StoreError(f"{r.root}/shards/{entry.name}: copied files do not match the source index.json hashes")
+            atomic_write_json(os.path.join(shards_out, f"{new}.json"),
+                              dataclasses.replace(info, name=new, files=files).to_dict())
+    return finalize_store(out)
