@@ -1,5 +1,68 @@
 """``geovr eval ...``: evaluation commands (thin; heavy imports inside)."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("vsibench")
+def vsibench(
+    bench: Annotated[Path, typer.Option(help="Benchmark folder: test.parquet/test.jsonl + {dataset}/{scene}.mp4.")],
+    model: Annotated[str, typer.Option(help="Model folder or hub id (any transformers Qwen-VL / geovr export).")] = "",
+    out: Annotated[Path, typer.Option(help="Output folder for predictions.jsonl and report.json.")] = Path(
+        "vsibench_out"
+    ),
+    predictions: Annotated[str, typer.Option(help="Score this predictions JSONL ({id, prediction}) instead.")] = "",
+    annotations: Annotated[str, typer.Option(help="Annotation file (default: test.parquet/jsonl in --bench).")] = "",
+    split: Annotated[str, typer.Option(help="full | debiased (rows with pruned == False).")] = "full",
+    frames: Annotated[int, typer.Option(help="Frames sampled uniformly per video.")] = 32,
+    batch_size: Annotated[int, typer.Option(help="Questions per generate() call.")] = 4,
+    dtype: Annotated[str, typer.Option(help="auto | bf16 | fp16 | fp32.")] = "auto",
+    attn: Annotated[str, typer.Option(help="Attention implementation.")] = "sdpa",
+    limit: Annotated[int, typer.Option(help="Only the first N questions (0 = all).")] = 0,
+    lenient: Annotated[bool, typer.Option(help="Also report lmms-eval's lenient number parsing.")] = False,
+) -> None:
+    """Answer and score VSI-Bench-format questions (resumable; writes a table and report.json)."""
+    from geovr.evaluate.vsibench import VSIBenchConfig, run
+
+    cfg = VSIBenchConfig(
+        bench_dir=str(bench), model=model, out_dir=str(out), annotations=annotations, split=split,
+        num_frames=frames, batch_size=batch_size, dtype=dtype, attn_implementation=attn, limit=limit,
+        lenient=lenient,
+    )
+    run(cfg, predictions=predictions)
+
+
+@app.command("synth-qa")
+def synth_qa(
+    corpus: Annotated[Path, typer.Option(help="Synthetic corpus folder written by `geovr synth`.")],
+    out: Annotated[Path, typer.Option(help="Output benchmark folder (VSI-Bench format).")],
+    seed: Annotated[int, typer.Option(help="Seed for option order and sampling.")] = 0,
+) -> None:
+    """Generate VSI-style spatial questions from the synthetic corpus's ground truth."""
+    from geovr.evaluate.synth_qa import generate
+
+    path = generate(corpus, out, seed)
+    typer.echo(f"wrote {path}")
+
+
+@app.command("geometry")
+def geometry(
+    pred: Annotated[Path, typer.Option(help="Target store to score (a teacher's or the student's readout).")],
+    ref: Annotated[Path, typer.Option(help="Reference store (e.g. oracle ground truth).")],
+    out: Annotated[Path, typer.Option(help="JSON report path.")] = Path("geometry_report.json"),
+    alignment: Annotated[str, typer.Option(help="Depth scale alignment: none | median | lstsq.")] = "median",
+    threshold: Annotated[float, typer.Option(help="Pose threshold in degrees for RRA/RTA/AUC.")] = 30.0,
+) -> None:
+    """Pose RRA/RTA/AUC, depth AbsRel/delta1 and metric-scale error of one store against another."""
+    from geovr.evaluate.geometry_eval import compare_stores, write_report
+
+    report = compare_stores(str(pred), str(ref), alignment, threshold)
+    write_report(report, out)
+    for k, v in report["mean"].items():
+        typer.echo(f"{k:<14} {v:.4f}")

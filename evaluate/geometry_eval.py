@@ -1,0 +1,47 @@
+"""``geovr eval geometry``: score one target store (a teacher, or the student's head readout written
+in the same schema) against a reference store (ground truth via the oracle teacher, or another
+teacher), clip by clip over the clips both hold."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from geovr.evaluate.geometry_metrics import depth_metrics, pose_metrics, scale_rel_error
+
+
+def compare_stores(pred_root: str, ref_root: str, alignment: str = "median", threshold: float = 30.0) -> dict:
+    """Per-clip and mean pose / depth / metric-scale metrics of ``pred_root`` against ``ref_root``."""
+    from geovr.shared.stores import StoreReader
+
+    pred, ref = StoreReader(pred_root), StoreReader(ref_root)
+    common = sorted(set(pred.clip_ids) & set(ref.clip_ids))
+    if not common:
+        raise ValueError(f"{pred_root} and {ref_root} share no clip ids")
+    per_clip = {}
+    for cid in common:
+        p, r = pred[cid], ref[cid]
+        if not np.array_equal(p.frame_indices, r.frame_indices):
+            raise ValueError(f"clip {cid!r}: the two stores sampled different frames; metrics would be meaningless")
+        pm = pose_metrics(p.extrinsics, r.extrinsics, threshold)
+        pd, rd = p.depth.astype(np.float32), r.depth.astype(np.float32)
+        if pd.shape != rd.shape:
+            raise ValueError(f"clip {cid!r}: depth shapes differ ({pd.shape} vs {rd.shape})")
+        metrics = {"rra": pm.rra, "rta": pm.rta, "auc": pm.auc, **depth_metrics(pd, rd, alignment)}
+        if math.isfinite(p.metric_scale) and math.isfinite(r.metric_scale):
+            # metric depth = s * depth on both sides: compare the metric depth scale implied by each
+            metrics["scale_rel_err"] = scale_rel_error(
+                p.metric_scale * float(np.median(pd[pd > 0])), r.metric_scale * float(np.median(rd[rd > 0]))
+            )
+        per_clip[cid] = metrics
+    keys = sorted({k for m in per_clip.values() for k in m})
+    mean = {k: float(np.mean([m[k] for m in per_clip.values() if k in m])) for k in keys}
+    return {"pred": str(pred_root), "ref": str(ref_root), "alignment": alignment, "threshold_deg": threshold,
+            "num_clips": len(common), "mean": mean, "per_clip": per_clip}
+
+
+def write_report(report: dict, out: str | Path) -> None:
+    Path(out).write_text(json.dumps(report, indent=2))

@@ -1,0 +1,184 @@
+"""VSI-Bench evaluation of any transformers checkpoint (base Qwen-VL or a geovr export).
+
+Reads the benchmark's published files from a local folder (``test.parquet`` / ``test.jsonl`` or a
+given file; videos at ``{dataset}/{scene_name}.mp4``), samples frames uniformly exactly as the
+official code (``np.linspace(0, N - 1, k, dtype=int)``), asks with the official prompts, decodes
+greedily, appends every answer to ``predictions.jsonl`` as soon as it is produced (a restart skips
+answered ids), then scores with :mod:`geovr.evaluate.scorer` and writes ``report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from geovr.evaluate.prompts import build_prompt
+from geovr.evaluate.scorer import aggregate, format_table
+
+SPLITS = ("full", "debiased")
+"""``full``: every row; ``debiased``: rows with ``pruned == False`` (VSI-Bench-Debiased)."""
+
+
+@dataclass
+class VSIBenchConfig:
+    """One evaluation run."""
+
+    bench_dir: str
+    """Folder holding the annotation file and the ``{dataset}/{scene_name}.mp4`` videos."""
+    model: str = ""
+    """Local model folder or hub id (empty in ``--predictions`` mode)."""
+    out_dir: str = "vsibench_out"
+    """Where ``predictions.jsonl`` and ``report.json`` go."""
+    annotations: str = ""
+    """Annotation file (default: ``test.parquet`` or ``test.jsonl`` in ``bench_dir``)."""
+    split: str = "full"
+    """``full`` or ``debiased``."""
+    num_frames: int = 32
+    """Frames per video, sampled uniformly (16/32/64/128 in the literature)."""
+    batch_size: int = 4
+    """Questions per generate() call."""
+    max_new_tokens: int = 16
+    """Official generation length."""
+    dtype: str = "auto"
+    """``auto`` (bf16 on GPU, fp32 on CPU), ``bf16``, ``fp16`` or ``fp32``."""
+    attn_implementation: str = "sdpa"
+    """transformers attention backend (``sdpa``, ``flash_attention_2``, ``eager``)."""
+    limit: int = 0
+    """Evaluate only the first N rows (0 = all)."""
+    lenient: bool = False
+    """Also report lmms-eval's lenient number parsing (labelled separately)."""
+
+
+def load_rows(cfg: VSIBenchConfig) -> list[dict]:
+    """Benchmark rows of the chosen split, in file order."""
+    import pyarrow.parquet as pq
+
+    root = Path(cfg.bench_dir)
+    path = Path(cfg.annotations) if cfg.annotations else next(
+        (p for p in (root / "test.parquet", root / "test.jsonl") if p.is_file()), None
+    )
+    if path is None or not path.is_file():
+        raise FileNotFoundError(f"{root}: no test.parquet or test.jsonl (pass --annotations)")
+    if path.suffix == ".parquet":
+        rows = pq.read_table(path).to_pylist()
+    else:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if cfg.split not in SPLITS:
+        raise ValueError(f"split {cfg.split!r} not in {SPLITS}")
+    if cfg.split == "debiased":
+        if any("pruned" not in r for r in rows):
+            raise ValueError(f"{path}: split 'debiased' needs a 'pruned' column (the 2026 release has it)")
+        rows = [r for r in rows if not r["pruned"]]
+    return rows[: cfg.limit] if cfg.limit else rows
+
+
+def sample_video(path: Path, num_frames: int) -> np.ndarray:
+    """``[k, H, W, 3]`` uint8 frames at ``linspace(0, N - 1, k, dtype=int)``."""
+    import av
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: video not found")
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    if not frames:
+        raise ValueError(f"{path}: no decodable frames")
+    idx = np.linspace(0, len(frames) - 1, num_frames, dtype=int)
+    return np.stack([frames[i] for i in idx])
+
+
+def _read_done(path: Path) -> dict:
+    done = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+                done[rec["id"]] = rec
+            except (json.JSONDecodeError, KeyError):
+                continue  # a torn last line from a crash: that question is asked again
+    return done
+
+
+def predict(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> None:
+    """Answer every row not yet in ``pred_path`` (appending, flushed per batch)."""
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    done = _read_done(pred_path)
+    todo = [r for r in rows if r["id"] not in done]
+    if not todo:
+        return
+    cuda = torch.cuda.is_available()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(
+        cfg.dtype, torch.bfloat16 if cuda else torch.float32
+    )
+    model = AutoModelForImageTextToText.from_pretrained(
+        cfg.model, dtype=dtype, attn_implementation=cfg.attn_implementation
+    ).to("cuda" if cuda else "cpu").eval()
+    processor = AutoProcessor.from_pretrained(cfg.model)
+    processor.tokenizer.padding_side = "left"
+    root = Path(cfg.bench_dir)
+    with open(pred_path, "a") as out, tqdm(total=len(todo), desc="vsibench", unit="q") as bar:
+        for start in range(0, len(todo), cfg.batch_size):
+            batch = todo[start : start + cfg.batch_size]
+            videos = [sample_video(root / r["dataset"] / f"{r['scene_name']}.mp4", cfg.num_frames) for r in batch]
+            texts = [
+                processor.apply_chat_template(
+                    [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": build_prompt(r)}]}],
+                    tokenize=False, add_generation_prompt=True,
+                )
+                for r in batch
+            ]
+            inputs = processor(text=texts, videos=videos, do_sample_frames=False, padding=True, return_tensors="pt")
+            inputs = inputs.to(model.device)
+            with torch.inference_mode():
+                gen = model.generate(**inputs, max_new_tokens=cfg.max_new_tokens, do_sample=False)
+            answers = processor.batch_decode(gen[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+            for r, a in zip(batch, answers, strict=True):
+                out.write(json.dumps({"id": r["id"], "prediction": a.strip()}) + "\n")
+            out.flush()
+            bar.update(len(batch))
+
+
+def score(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> dict:
+    """Join predictions to rows, score, print the table and write ``report.json``."""
+    import torch
+    import transformers
+
+    import geovr
+
+    preds = _read_done(pred_path)
+    missing = [r["id"] for r in rows if r["id"] not in preds]
+    if missing:
+        raise ValueError(f"{pred_path}: {len(missing)} questions have no prediction (first ids: {missing[:5]})")
+    joined = [{**r, "prediction": preds[r["id"]]["prediction"]} for r in rows]
+    strict = aggregate(joined)
+    report = {
+        "config": asdict(cfg),
+        "num_questions": len(rows),
+        "scores": asdict(strict),
+        "versions": {"geovr": geovr.__version__, "torch": torch.__version__,
+                     "transformers": transformers.__version__, "python": platform.python_version()},
+    }
+    if cfg.lenient:
+        report["scores_lenient_lmms_eval"] = asdict(aggregate(joined, lenient=True))
+    Path(cfg.out_dir, "report.json").write_text(json.dumps(report, indent=2))
+    print(format_table(strict))
+    return report
+
+
+def run(cfg: VSIBenchConfig, predictions: str = "") -> dict:
+    """Predict (unless ``predictions`` is given) and score; returns the report dict."""
+    Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+    rows = load_rows(cfg)
+    if predictions:
+        return score(cfg, rows, Path(predictions))
+    if not cfg.model:
+        raise ValueError("give --model to run inference, or --predictions FILE to score existing answers")
+    pred_path = Path(cfg.out_dir) / "predictions.jsonl"
+    predict(cfg, rows, pred_path)
+    return score(cfg, rows, pred_path)
