@@ -5,6 +5,8 @@ level; torch, transformers and deepspeed are imported inside command bodies so `
 stays fast.
 """
 
+from pathlib import Path
+
 import typer
 
 from geovr.evaluate.cli import app as eval_app
@@ -27,3 +29,14 @@ app.command("extract", help="Stage one: run the teacher over a video corpus and 
 app.command("train", help="Stage two: train the student MLLM against cached targets under DeepSpeed ZeRO.")(train)
 app.add_typer(eval_app, name="eval", help="Score spatial reasoning (VSI-Bench format) and geometry heads.")
 app.add_typer(shards_app, name="shards", help="Inspect, verify, merge, publish and pull target stores.")
+
+
+@app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("geovr_demo"), help="Output folder for every artefact of the demo."),
+    train_steps: int = typer.Option(20, help="Training steps of the tiny student."),
+) -> None:
+    """Run the whole pipeline on the built-in synthetic default (CPU, tiny models)."""
+    from geovr.demo import run_demo
+
+    run_demo(out, train_steps)
