@@ -1,0 +1,145 @@
+"""Video input: PyAV decoding (mp4/mkv/webm/...) and image-folder clips, content hashing, crop+resize.
+
+Every failure is a :class:`VideoError` naming the source, so the job runner can record it per clip
+and go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from geovr.shared.schema import ResizeSpec
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+"""Files of an image-folder clip (sorted by name = frame order)."""
+
+
+class VideoError(RuntimeError):
+    """A source could not be read (missing, corrupt, truncated, empty)."""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What :func:`probe` learns about a source."""
+
+    num_frames: int
+    """Decodable frames."""
+    fps: float
+    """Native frame rate (NaN for image folders)."""
+    hw: tuple[int, int]
+    """Frame size ``(height, width)`` in pixels."""
+    sha256: str
+    """Content hash (file bytes; for folders, the sorted file names and bytes)."""
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise VideoError(f"{folder}: image folder has no {IMAGE_SUFFIXES} files")
+    return files
+
+
+def content_sha256(path: Path) -> str:
+    """Streamed sha256 of a video file, or of an image folder's names + bytes."""
+    h = hashlib.sha256()
+    files = _image_files(path) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def _decode(path: Path, wanted: set[int] | None) -> tuple[dict[int, np.ndarray], int, float]:
+    import av
+
+    if not path.is_file():
+        raise VideoError(f"{path}: video file not found")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty (zero-length) video file")
+    frames: dict[int, np.ndarray] = {}
+    count = 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate) if stream.average_rate else float("nan")
+            for frame in container.decode(stream):
+                if wanted is None or count in wanted:
+                    frames[count] = frame.to_ndarray(format="rgb24")
+                count += 1
+                if wanted is not None and wanted and count > max(wanted):
+                    break
+    except VideoError:
+        raise
+    except Exception as exc:  # PyAV raises several error types for corrupt/truncated input
+        raise VideoError(f"{path}: cannot decode ({type(exc).__name__}: {exc})") from exc
+    if count == 0:
+        raise VideoError(f"{path}: no decodable frames")
+    return frames, count, fps
+
+
+def probe(path: str | Path) -> SourceInfo:
+    """Count decodable frames (by decoding: container metadata is unreliable) and hash the source."""
+    path = Path(path)
+    if path.is_dir():
+        files = _image_files(path)
+        first = load_image(files[0])
+        return SourceInfo(len(files), float("nan"), first.shape[:2], content_sha256(path))
+    frames, count, fps = _decode(path, {0})
+    return SourceInfo(count, fps, frames[0].shape[:2], content_sha256(path))
+
+
+def load_image(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise VideoError(f"{path}: unreadable image ({exc})") from exc
+
+
+def read_frames(path: str | Path, indices: np.ndarray) -> np.ndarray:
+    """RGB uint8 ``[S, H, W, 3]`` of the given source frame indices."""
+    path = Path(path)
+    if path.is_dir():
+        files = _image_files(path)
+        if int(indices.max()) >= len(files):
+            raise VideoError(f"{path}: frame {int(indices.max())} requested, folder has {len(files)} images")
+        return np.stack([load_image(files[int(i)]) for i in indices])
+    frames, count, _ = _decode(path, {int(i) for i in indices})
+    missing = [int(i) for i in indices if int(i) not in frames]
+    if missing:
+        raise VideoError(f"{path}: truncated: frames {missing[:5]} not decodable ({count} frames decoded)")
+    return np.stack([frames[int(i)] for i in indices])
+
+
+def crop_resize(frames: np.ndarray, resize: ResizeSpec) -> np.ndarray:
+    """Apply ``resize`` (centre crop, then resize with its filter) to ``[S, H, W, 3]`` uint8 frames."""
+    from PIL import Image
+
+    top, left, ch, cw = resize.crop_box
+    oh, ow = resize.out_hw
+    filt = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}[resize.interpolation]
+    out = [
+        np.asarray(Image.fromarray(f[top : top + ch, left : left + cw]).resize((ow, oh), filt)) for f in frames
+    ]
+    return np.stack(out)
+
+
+def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
+    """JPEG bytes of one ``[H, W, 3]`` uint8 frame."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
