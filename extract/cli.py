@@ -1,7 +1,74 @@
 """``geovr extract``: stage one command (thin; heavy imports inside)."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 
-def extract() -> None:
-    raise typer.Exit("not implemented yet")
+def extract(
+    out: Annotated[Path, typer.Option(help="Target store folder (resumed if it exists).")],
+    corpus: Annotated[Path, typer.Option(help="Corpus manifest (.parquet/.jsonl).")] = None,  # type: ignore[assignment]
+    teacher: Annotated[str, typer.Option(help="Teacher: vggt | oracle.")] = "vggt",
+    weights: Annotated[str, typer.Option(help="VGGT weights: local .pt/.safetensors or hub id.")] = "",
+    vggt_config: Annotated[str, typer.Option(help="VGGT architecture preset: vggt_1b | tiny.")] = "vggt_1b",
+    fmt: Annotated[str, typer.Option("--format", help="Store format: zarr | wds.")] = "zarr",
+    preset: Annotated[str, typer.Option(help="Storage preset: paper | compact.")] = "paper",
+    fps: Annotated[float, typer.Option(help="Sampling rate (frames/s).")] = 2.0,
+    num_frames: Annotated[int, typer.Option(help="Fixed frames per clip (overrides --fps).")] = 0,
+    min_frames: Annotated[int, typer.Option(help="Fewest frames per clip.")] = 4,
+    max_frames: Annotated[int, typer.Option(help="Most frames per clip.")] = 32,
+    longest_edge: Annotated[int, typer.Option(help="Teacher input longest edge (px).")] = 504,
+    clips_per_shard: Annotated[int, typer.Option(help="Clips per shard.")] = 16,
+    workers: Annotated[int, typer.Option(help="Decoding workers.")] = 2,
+    device: Annotated[str, typer.Option(help="Teacher device (default: cuda if available).")] = "",
+    rank: Annotated[int, typer.Option(help="This rank (default: RANK / SLURM_PROCID / 0).")] = None,  # type: ignore[assignment]
+    world_size: Annotated[int, typer.Option(help="Ranks (default: WORLD_SIZE / SLURM_NTASKS / 1).")] = None,  # type: ignore[assignment]
+    plan_only: Annotated[bool, typer.Option("--plan", help="Print the storage estimate and exit.")] = False,
+    finalize: Annotated[bool, typer.Option("--finalize", help="Only merge all ranks' shards into index.json.")] = False,
+) -> None:
+    """Run the teacher once over a video corpus and cache its targets in a sharded store.
+
+    Exit codes: 0 all clips stored; 1 some clips failed (listed, recorded in clips.parquet); 2 bad usage.
+    """
+    if finalize:
+        from geovr.shared.stores import finalize_store
+
+        m = finalize_store(out)
+        typer.echo(f"finalized {out}: {m.num_clips} clips, {m.num_failed} failed, {len(m.shards)} shards")
+        raise typer.Exit(0)
+    if corpus is None:
+        raise typer.BadParameter("--corpus is required (unless --finalize)")
+    from geovr.extract.runner import PRESETS, ExtractConfig, rank_from_env, run_extract, summary
+    from geovr.shared.sampling import SamplingConfig
+
+    sampling = SamplingConfig(fps=fps, num_frames=num_frames, min_frames=min_frames, max_frames=max_frames,
+                              longest_edge=longest_edge)
+    if plan_only:
+        from geovr.extract.plan import plan
+
+        channels = 1024 if (teacher == "vggt" and vggt_config == "vggt_1b") else 64
+        typer.echo(plan(str(corpus), sampling, channels, 4, 2, PRESETS[preset]["dtype"],
+                        PRESETS[preset]["depth_downsample"]))
+        raise typer.Exit(0)
+    r, w = rank_from_env(rank, world_size)
+    kwargs: dict = {}
+    if teacher == "vggt":
+        kwargs = {"weights": weights or None, "config": vggt_config}
+        if device:
+            kwargs["device"] = device
+    cfg = ExtractConfig(corpus=str(corpus), out=str(out), teacher=teacher, teacher_kwargs=kwargs, format=fmt,
+                        preset=preset, sampling=sampling, clips_per_shard=clips_per_shard, workers=workers,
+                        rank=r, world_size=w)
+    result = run_extract(cfg)
+    typer.echo(summary(result))
+    if w == 1:
+        from geovr.shared.stores import finalize_store
+
+        m = finalize_store(out)
+        typer.echo(f"store {out}: {m.num_clips} clips stored, {m.num_failed} failed overall")
+    else:
+        typer.echo(f"rank {r}/{w} done; run `geovr extract --finalize --out {out}` after all ranks finish")
+    raise typer.Exit(1 if result.failed else 0)

@@ -57,7 +57,7 @@ def content_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _decode(path: Path, wanted: set[int] | None) -> tuple[dict[int, np.ndarray], int, float]:
+def _decode(path: Path, wanted: set[int], count_all: bool = False) -> tuple[dict[int, np.ndarray], int, float]:
     import av
 
     if not path.is_file():
@@ -73,10 +73,10 @@ def _decode(path: Path, wanted: set[int] | None) -> tuple[dict[int, np.ndarray],
             stream = container.streams.video[0]
             fps = float(stream.average_rate) if stream.average_rate else float("nan")
             for frame in container.decode(stream):
-                if wanted is None or count in wanted:
+                if count in wanted:
                     frames[count] = frame.to_ndarray(format="rgb24")
                 count += 1
-                if wanted is not None and wanted and count > max(wanted):
+                if not count_all and count > max(wanted):
                     break
     except VideoError:
         raise
@@ -94,7 +94,7 @@ def probe(path: str | Path) -> SourceInfo:
         files = _image_files(path)
         first = load_image(files[0])
         return SourceInfo(len(files), float("nan"), first.shape[:2], content_sha256(path))
-    frames, count, fps = _decode(path, {0})
+    frames, count, fps = _decode(path, {0}, count_all=True)
     return SourceInfo(count, fps, frames[0].shape[:2], content_sha256(path))
 
 

@@ -1,0 +1,248 @@
+"""The ``geovr extract`` job: decode in DataLoader workers, run the teacher, encode and write
+shards in a background thread, record every bad clip and go on.
+
+Crash safety comes from the store: a shard counts only once its sidecar is committed, so after
+a SIGKILL a re-run asks the writer which clips are ``done()`` and does the rest; committed
+shards are never rewritten. Ranks (``--rank/--world-size``, torchrun's ``RANK``/``WORLD_SIZE`` or
+SLURM's ``SLURM_PROCID``/``SLURM_NTASKS``) take clips ``i % world_size == rank`` and write their
+own shard prefix ``r{rank:03d}``; ``finalize_store`` merges all ranks' sidecars.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from geovr.extract.corpus import CorpusRow, read_corpus
+from geovr.extract.video import VideoError, crop_resize, probe, read_frames
+from geovr.shared.features import FeatureSpec
+from geovr.shared.sampling import SamplingConfig, plan_sampling
+from geovr.shared.schema import VideoRef
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"dtype": "bf16", "depth_downsample": 1},
+    "compact": {"dtype": "int8", "depth_downsample": 2},
+}
+"""Storage presets: ``paper`` is the exact recipe; ``compact`` int8 features + half-resolution depth."""
+
+
+@dataclass
+class ExtractConfig:
+    """One extraction job."""
+
+    corpus: str
+    """Corpus manifest (Parquet or JSONL, see docs/architecture.md)."""
+    out: str
+    """Target store folder (created, or resumed if it exists with the same header)."""
+    teacher: str = "vggt"
+    """Teacher registry name (``vggt``, ``oracle``)."""
+    teacher_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra arguments of the teacher factory (``weights``, ``config``, ``device``...)."""
+    format: str = "zarr"
+    """Store format: ``zarr`` or ``wds``."""
+    preset: str = "paper"
+    """Storage preset (``paper`` | ``compact``)."""
+    layers: tuple[int, ...] = (4, 11, 17, 23)
+    """Teacher layers whose features are cached."""
+    channels: str = "frame"
+    """Channel half of VGGT's ``cat(frame, global)`` tokens: ``frame`` (paper), ``global`` or ``both``."""
+    pool: int = 2
+    """Average pooling of the feature grid (2 = 2x2, the paper's)."""
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    """Frame-sampling contract (shared with stage two)."""
+    clips_per_shard: int = 16
+    """Clips per shard (a shard is written whole, atomically)."""
+    workers: int = 2
+    """DataLoader decoding workers (0 = decode in the main process)."""
+    jpeg_quality: int = 95
+    """Quality of the cached JPEG frames."""
+    rank: int = 0
+    """This process's rank."""
+    world_size: int = 1
+    """Number of extraction processes."""
+    progress: bool = True
+    """Show a tqdm bar."""
+
+
+def rank_from_env(rank: int | None, world: int | None) -> tuple[int, int]:
+    """Explicit values first, then torchrun (``RANK``/``WORLD_SIZE``), then SLURM, else (0, 1)."""
+    env = os.environ
+    r = rank if rank is not None else int(env.get("RANK", env.get("SLURM_PROCID", 0)))
+    w = world if world is not None else int(env.get("WORLD_SIZE", env.get("SLURM_NTASKS", 1)))
+    if not 0 <= r < w:
+        raise ValueError(f"rank {r} is not in [0, world_size={w})")
+    return r, w
+
+
+class _ClipSource:
+    """Map-style dataset: decode + sample + crop/resize one clip; returns a failure dict instead of raising."""
+
+    def __init__(self, rows: list[CorpusRow], sampling: SamplingConfig) -> None:
+        self.rows, self.sampling = rows, sampling
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        row = self.rows[i]
+        try:
+            info = probe(row.uri)
+            plan = plan_sampling(info.num_frames, info.fps, info.hw, self.sampling, row.start_frame, row.end_frame)
+            frames = crop_resize(read_frames(row.uri, plan.indices), plan.resize)
+        except (VideoError, ValueError, OSError) as exc:
+            return {"row": row, "error": str(exc)}
+        video = VideoRef(uri=str(row.uri), sha256=info.sha256, fps=info.fps, num_frames=info.num_frames)
+        return {"row": row, "plan": plan, "frames": frames, "video": video}
+
+
+def _identity(batch: list[Any]) -> Any:
+    return batch[0]
+
+
+class _ShardWriterThread(threading.Thread):
+    """Buffers finished clips per shape group and writes whole shards off the main thread."""
+
+    def __init__(self, writer: Any, clips_per_shard: int) -> None:
+        super().__init__(daemon=True)
+        self.writer, self.n = writer, clips_per_shard
+        self.q: queue.Queue = queue.Queue(maxsize=2 * clips_per_shard)
+        self.groups: dict[tuple, list] = {}
+        self.failures: list = []
+        self.error: BaseException | None = None
+
+    @staticmethod
+    def _key(clip: Any) -> tuple:
+        return (clip.resize.out_hw, clip.depth.shape[1:], tuple(sorted((k, v.shape[1:]) for k, v in clip.features.items())))
+
+    def _flush(self, key: tuple | None) -> None:
+        clips = self.groups.pop(key, []) if key is not None else []
+        if clips or self.failures:
+            self.writer.write_shard(clips, self.failures)
+            self.failures = []
+
+    def run(self) -> None:
+        try:
+            while (item := self.q.get()) is not None:
+                kind, payload = item
+                if kind == "failure":
+                    self.failures.append(payload)
+                    continue
+                key = self._key(payload)
+                self.groups.setdefault(key, []).append(payload)
+                if len(self.groups[key]) >= self.n:
+                    self._flush(key)
+            for key in list(self.groups):
+                self._flush(key)
+            self._flush(None)
+        except BaseException as exc:  # surfaced by the main thread
+            self.error = exc
+
+
+@dataclass
+class ExtractResult:
+    """What one rank did."""
+
+    stored: int
+    """Clips stored in this run."""
+    failed: list[tuple[str, str]]
+    """``(clip_id, reason)`` recorded as failed in this run."""
+    skipped: int
+    """Clips already committed by an earlier run (not recomputed)."""
+    seconds: float
+    """Wall time."""
+    frames: int
+    """Frames run through the teacher."""
+
+
+def make_header(cfg: ExtractConfig, teacher_info: Any) -> Any:
+    from geovr import __version__
+    from geovr.shared.manifest import StoreHeader
+
+    if cfg.preset not in PRESETS:
+        raise ValueError(f"unknown preset {cfg.preset!r}; known: {sorted(PRESETS)}")
+    preset = PRESETS[cfg.preset]
+    spec = FeatureSpec(layers=tuple(cfg.layers), channels=cfg.channels, pool=cfg.pool, dtype=preset["dtype"])
+    return StoreHeader(format=cfg.format, teacher=teacher_info, sampling=cfg.sampling.to_dict(), features=spec,
+                       depth_dtype="fp16", depth_downsample=preset["depth_downsample"],
+                       jpeg_quality=cfg.jpeg_quality, created_by={"geovr": __version__})
+
+
+def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
+    """Extract every clip of this rank's share that is not committed yet."""
+    import torch
+    from tqdm import tqdm
+
+    from geovr.extract.scale import ground_truth_scale
+    from geovr.extract.targets import build_targets
+    from geovr.extract.teachers import ClipContext, build_teacher
+    from geovr.shared.stores import ClipFailure, StoreWriter
+
+    t0 = time.perf_counter()
+    rows = read_corpus(cfg.corpus)
+    teacher = build_teacher(cfg.teacher, layers=tuple(cfg.layers), **cfg.teacher_kwargs) if cfg.teacher == "oracle" \
+        else build_teacher(cfg.teacher, **cfg.teacher_kwargs)
+    header = make_header(cfg, teacher.info)
+    writer = StoreWriter(cfg.out, header, shard_prefix=f"r{cfg.rank:03d}")
+    done = writer.done()
+    mine = [r for i, r in enumerate(rows) if i % cfg.world_size == cfg.rank]
+    todo = [r for r in mine if r.clip_id not in done]
+    thread = _ShardWriterThread(writer, cfg.clips_per_shard)
+    thread.start()
+    loader = torch.utils.data.DataLoader(_ClipSource(todo, cfg.sampling), batch_size=1, num_workers=cfg.workers,
+                                         collate_fn=_identity)
+    stored, frames_done, failed = 0, 0, []
+    bar = tqdm(total=len(todo), desc=f"extract r{cfg.rank}", unit="clip", disable=not cfg.progress)
+
+    def fail(row: CorpusRow, reason: str) -> None:
+        failed.append((row.clip_id, reason))
+        thread.q.put(("failure", ClipFailure(clip_id=row.clip_id, uri=str(row.uri), reason=reason)))
+
+    for item in loader:
+        row = item["row"]
+        if thread.error is not None:
+            break
+        if "error" in item:
+            fail(row, item["error"])
+            bar.update(1)
+            continue
+        plan, frames = item["plan"], item["frames"]
+        try:
+            x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255.0)
+            ctx = ClipContext(clip_id=row.clip_id, frame_indices=plan.indices, resize=plan.resize, gt_dir=row.gt_dir)
+            out = teacher(x, tuple(cfg.layers), ctx)
+            if out.metric_scale is not None:
+                scale, source = float(out.metric_scale), "oracle"
+            elif row.gt_dir is not None:
+                scale, source = ground_truth_scale(row.gt_dir, plan.indices, plan.resize, out.depth.numpy(),
+                                                   out.depth_conf.numpy()), "ground_truth"
+            else:
+                scale, source = float("nan"), "none"
+            clip = build_targets(row.clip_id, item["video"], plan.indices, plan.timestamps, plan.resize, frames,
+                                 out, header, scale, source)
+        except (ValueError, FileNotFoundError, RuntimeError) as exc:
+            fail(row, f"{type(exc).__name__}: {exc}")
+            bar.update(1)
+            continue
+        thread.q.put(("clip", clip))
+        stored += 1
+        frames_done += len(plan.indices)
+        bar.update(1)
+        bar.set_postfix(frames_per_s=f"{frames_done / max(bar.format_dict['elapsed'], 1e-9):.1f}")
+    thread.q.put(None)
+    thread.join()
+    bar.close()
+    if thread.error is not None:
+        raise RuntimeError(f"shard writer failed: {thread.error}") from thread.error
+    return ExtractResult(stored, failed, len(mine) - len(todo), time.perf_counter() - t0, frames_done)
+
+
+def summary(result: ExtractResult) -> str:
+    """A short human summary of one rank's run."""
+    lines = [f"stored {result.stored} clips ({result.frames} frames) in {result.seconds:.1f} s; "
+             f"{result.skipped} already done; {len(result.failed)} failed"]
+    lines += [f"  FAILED {cid}: {reason}" for cid, reason in result.failed]
+    return "\n".join(lines)

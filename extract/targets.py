@@ -1,0 +1,69 @@
+"""Teacher output -> ``ClipTargets``: feature channel half, pooling and encoding, depth dtype and
+resolution, the JPEG frames the teacher saw, and the metric scale with its source."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from geovr.extract.teachers.base import TeacherOutput
+from geovr.extract.video import encode_jpeg
+from geovr.shared.features import encode_features, pool_features, select_channels
+from geovr.shared.manifest import StoreHeader
+from geovr.shared.schema import ClipTargets, ResizeSpec, VideoRef
+
+
+def feature_target(x: np.ndarray, channels: str, pool: int) -> np.ndarray:
+    """``[S, h, w, 2C]`` -> channel slice -> ``pool x pool`` average (grid floored like ``avg_pool2d``)."""
+    x = select_channels(x, channels)
+    s, h, w, c = x.shape
+    return pool_features(x[:, : h - h % pool, : w - w % pool], pool)
+
+
+def build_targets(
+    clip_id: str,
+    video: VideoRef,
+    frame_indices: np.ndarray,
+    timestamps: np.ndarray,
+    resize: ResizeSpec,
+    frames: np.ndarray,
+    out: TeacherOutput,
+    header: StoreHeader,
+    metric_scale: float,
+    scale_source: str,
+    scale_model: str = "",
+) -> ClipTargets:
+    """Assemble one clip's targets as the store header prescribes; raises ``ValueError`` on non-finite output."""
+    spec = header.features
+    feats, scales = {}, {}
+    for layer in spec.layers:
+        if layer not in out.features:
+            raise ValueError(f"clip {clip_id!r}: teacher returned no features for layer {layer}")
+        x = out.features[layer].float().cpu().numpy()
+        if not np.isfinite(x).all():
+            raise ValueError(f"clip {clip_id!r}: non-finite teacher features at layer {layer}")
+        enc, sc = encode_features(feature_target(x, spec.channels, spec.pool), spec.dtype)
+        feats[layer] = enc
+        if sc is not None:
+            scales[layer] = sc
+    ddt = np.float16 if header.depth_dtype == "fp16" else np.float32
+    step = header.depth_downsample
+    depth = out.depth.float().cpu().numpy()[:, ::step, ::step]
+    conf = out.depth_conf.float().cpu().numpy()[:, ::step, ::step]
+    if not np.isfinite(depth).all() or not np.isfinite(out.pose_enc.numpy()).all():
+        raise ValueError(f"clip {clip_id!r}: non-finite teacher depth or pose")
+    if header.depth_dtype == "fp16":
+        conf = np.minimum(conf, np.finfo(np.float16).max)
+    clip = ClipTargets(
+        clip_id=clip_id, video=video, frame_indices=frame_indices.astype(np.int64),
+        timestamps=timestamps.astype(np.float64), resize=resize,
+        frames=[encode_jpeg(f, header.jpeg_quality) for f in frames],
+        pose_enc=out.pose_enc.float().numpy(), extrinsics=out.extrinsics.float().numpy(),
+        intrinsics=out.intrinsics.float().numpy(), depth=depth.astype(ddt), depth_conf=conf.astype(ddt),
+        metric_scale=metric_scale if math.isfinite(metric_scale) else float("nan"),
+        scale_source=scale_source if math.isfinite(metric_scale) else "none",
+        scale_model=scale_model, features=feats, feature_scales=scales,
+    )
+    clip.validate()
+    return clip
