@@ -1,0 +1,138 @@
+"""Stage one end to end on the synthetic corpus with the oracle teacher."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from geovr.cli import app
+from geovr.extract.runner import ExtractConfig, run_extract
+from geovr.extract.teachers.oracle import resample_nearest
+from geovr.shared.geometry import crop_resize_intrinsics, relative_to_first
+from geovr.shared.sampling import SamplingConfig
+from geovr.shared.stores import StoreReader, finalize_store, verify_store
+
+SAMPLING = SamplingConfig(num_frames=4, longest_edge=112)
+
+
+def _extract(corpus, out, fmt="zarr", **kw):
+    cfg = ExtractConfig(corpus=str(corpus / "corpus.parquet"), out=str(out), teacher="oracle", format=fmt,
+                        sampling=SAMPLING, clips_per_shard=1, workers=0, progress=False, **kw)
+    return run_extract(cfg)
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "wds"])
+def test_oracle_extraction_equals_ground_truth(synth_corpus, tmp_path, fmt):
+    res = _extract(synth_corpus, tmp_path / "store", fmt)
+    assert res.stored == 2 and not res.failed
+    finalize_store(tmp_path / "store")
+    reader = StoreReader(tmp_path / "store", verify=True)
+    assert sorted(reader.clip_ids) == ["synth_0000", "synth_0001"]
+    for cid in reader.clip_ids:
+        clip = reader[cid]
+        gt = synth_corpus / "gt" / cid
+        idx = clip.frame_indices
+        e_gt = relative_to_first(np.load(gt / "extrinsics.npy")[idx])
+        np.testing.assert_allclose(clip.extrinsics, e_gt, atol=1e-5)
+        np.testing.assert_allclose(clip.extrinsics[0], np.eye(3, 4), atol=1e-6)
+        k_gt = crop_resize_intrinsics(np.load(gt / "intrinsics.npy")[idx], clip.resize.crop_box, clip.resize.out_hw)
+        np.testing.assert_allclose(clip.intrinsics, k_gt, rtol=1e-5)
+        d_gt = resample_nearest(np.load(gt / "depth.npy")[idx], clip.resize.crop_box, clip.resize.out_hw)
+        np.testing.assert_allclose(clip.depth.astype(np.float32), d_gt, rtol=1e-3)  # fp16 storage
+        assert clip.metric_scale == 1.0 and clip.scale_source == "oracle"
+        assert clip.resize.out_hw[1] == 112 and clip.resize.out_hw[0] % 28 == 0
+        assert len(clip.frames) == 4 and clip.features[4].shape[:3] == (4, clip.resize.out_hw[0] // 28, 4)
+
+
+def test_corrupt_and_empty_videos_are_recorded_and_the_rest_stored(synth_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(synth_corpus, corpus)
+    (corpus / "videos" / "empty.mp4").write_bytes(b"")
+    good = (corpus / "videos" / "synth_0000.mp4").read_bytes()
+    (corpus / "videos" / "corrupt.mp4").write_bytes(good[:48] + os.urandom(4096))
+    table = pq.read_table(corpus / "corpus.parquet").to_pylist()
+    table += [{**table[0], "clip_id": "empty", "uri": "videos/empty.mp4"},
+              {**table[0], "clip_id": "corrupt", "uri": "videos/corrupt.mp4"}]
+    import pyarrow as pa
+
+    pq.write_table(pa.Table.from_pylist(table), corpus / "corpus.parquet")
+    res = CliRunner().invoke(app, ["extract", "--corpus", str(corpus / "corpus.parquet"), "--teacher", "oracle",
+                                   "--out", str(tmp_path / "store"), "--num-frames", "4", "--longest-edge", "112",
+                                   "--workers", "0", "--clips-per-shard", "2"])
+    assert res.exit_code == 1, res.output
+    assert "FAILED empty" in res.output and "zero-length" in res.output and "FAILED corrupt" in res.output
+    clips = {r["clip_id"]: r for r in pq.read_table(tmp_path / "store" / "clips.parquet").to_pylist()}
+    assert clips["empty"]["status"] == "failed" and "zero-length" in clips["empty"]["reason"]
+    assert clips["corrupt"]["status"] == "failed" and clips["synth_0001"]["status"] == "ok"
+    assert sorted(StoreReader(tmp_path / "store").clip_ids) == ["synth_0000", "synth_0001"]
+
+
+def test_sigkill_then_rerun_stores_every_clip_exactly_once(tmp_path):
+    from geovr.synth.config import SynthConfig
+    from geovr.synth.corpus import render_corpus
+
+    corpus = tmp_path / "corpus"
+    render_corpus(corpus, SynthConfig(clips=6, seed=1, frames=8, height=56, width=84), progress=False)
+    store = tmp_path / "store"
+    cmd = [sys.executable, "-m", "geovr", "extract", "--corpus", str(corpus / "corpus.parquet"), "--teacher",
+           "oracle", "--out", str(store), "--num-frames", "4", "--longest-edge", "84", "--workers", "0",
+           "--clips-per-shard", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list((store / "shards").glob("*.json")) if store.exists() else []) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    committed = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (store / "shards").glob("*.json")}
+    assert 2 <= len(committed) < 6, "kill must land mid-run for this test to mean anything"
+    assert not (store / "index.json").exists()
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(committed)} already done" in rerun.stdout
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (store / "shards").glob("*.json")}
+    assert all(after[name] == stat for name, stat in committed.items())  # finished shards untouched
+    reader = StoreReader(store)
+    assert sorted(reader.clip_ids) == [f"synth_{i:04d}" for i in range(6)]
+    assert verify_store(str(store)) == []
+
+
+def test_two_ranks_merge_to_the_one_rank_result(synth_corpus, tmp_path):
+    _extract(synth_corpus, tmp_path / "one")
+    finalize_store(tmp_path / "one")
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "geovr", "extract", "--corpus", str(synth_corpus / "corpus.parquet"),
+                          "--teacher", "oracle", "--out", str(tmp_path / "two"), "--num-frames", "4",
+                          "--longest-edge", "112", "--workers", "0", "--clips-per-shard", "1"],
+                         env={**os.environ, "RANK": str(r), "WORLD_SIZE": "2"}, stdout=subprocess.PIPE, text=True)
+        for r in range(2)
+    ]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert not (tmp_path / "two" / "index.json").exists()
+    res = CliRunner().invoke(app, ["extract", "--finalize", "--out", str(tmp_path / "two")])
+    assert res.exit_code == 0, res.output
+    one, two = StoreReader(tmp_path / "one"), StoreReader(tmp_path / "two", verify=True)
+    assert sorted(one.clip_ids) == sorted(two.clip_ids)
+    assert {s.name.split("-")[0] for s in two.manifest.shards} == {"r000", "r001"}
+    for cid in one.clip_ids:
+        a, b = one[cid], two[cid]
+        for name in ("frame_indices", "pose_enc", "extrinsics", "intrinsics", "depth", "depth_conf"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        for layer in a.features:
+            np.testing.assert_array_equal(a.features[layer], b.features[layer])
+        assert a.frames == b.frames
+
+
+def test_plan_prints_a_storage_estimate_without_writing(synth_corpus, tmp_path):
+    res = CliRunner().invoke(app, ["extract", "--corpus", str(synth_corpus / "corpus.parquet"), "--teacher", "vggt",
+                                   "--out", str(tmp_path / "s"), "--plan"])
+    assert res.exit_code == 0, res.output
+    assert "KB/frame" in res.output and "total" in res.output and not Path(tmp_path / "s").exists()
