@@ -1,0 +1,1 @@
+"""The student: a Qwen-VL model from transformers plus geovr's camera/scale tokens and geometry heads."""

