@@ -1,0 +1,113 @@
+"""Training samples from target stores joined with instruction data, in a deterministic, resumable order.
+
+An *item* is ``(clip_id, messages or None)``: every QA row whose clip is cached, plus (with
+``geometry_only``) every cached clip without QA. Global position ``p`` maps to epoch ``p // N`` and
+item ``perm(seed, epoch)[p % N]``; step ``k`` of a run with ``W`` ranks and ``A`` accumulation
+micro-batches reads positions ``k*W*A + a*W + rank``, so the order depends only on (seed, step)
+and resuming at step ``k`` is exact.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from geovr.shared.features import decode_features
+from geovr.shared.sampling import SamplingConfig, check_clip_matches
+from geovr.train.config import DataConfig
+from geovr.train.student.collate import StudentSample
+
+
+def read_instructions(path: str | Path) -> list[tuple[str, list[dict]]]:
+    """``(clip_id, messages)`` from a LLaVA-style JSONL (``clip_id`` or ``video``, ``conversations``)."""
+    roles = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
+    out = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            cid = row.get("clip_id") or Path(row["video"]).stem
+            msgs = [{"role": roles[t["from"]], "content": t["value"]} for t in row["conversations"]]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{n}: not a conversation row with clip_id/video and conversations ({exc})") from exc
+        out.append((str(cid), msgs))
+    return out
+
+
+class TrainData:
+    """All items of a run and the samples they turn into."""
+
+    def __init__(self, cfg: DataConfig, seed: int) -> None:
+        from geovr.shared.stores import StoreReader
+
+        if not cfg.stores:
+            raise ValueError("data.stores is empty: give at least one target store")
+        self.readers = [StoreReader(s) for s in cfg.stores]
+        self.where: dict[str, int] = {}
+        for i, r in enumerate(self.readers):
+            for cid in r.clip_ids:
+                self.where.setdefault(cid, i)
+        self._check_sampling(cfg)
+        qa = [item for p in cfg.instructions for item in read_instructions(p)]
+        missing = sorted({cid for cid, _ in qa if cid not in self.where})
+        if missing:
+            raise ValueError(f"{len(missing)} QA rows reference clips in no store (first: {missing[:5]}); "
+                             "extract them first or drop those rows")
+        asked = {cid for cid, _ in qa}
+        geo = [(cid, None) for cid in sorted(self.where) if cid not in asked] if cfg.geometry_only else []
+        self.items: list[tuple[str, list[dict] | None]] = qa + geo
+        if not self.items:
+            raise ValueError("no training items: stores are empty and there is no QA")
+        self.seed = seed
+        header = self.readers[0].header
+        self.feature_dtype = header.features.dtype
+        self.teacher_layers = list(header.features.layers)
+        first = self.readers[0][self.readers[0].clip_ids[0]]
+        self.teacher_dim = int(first.features[self.teacher_layers[0]].shape[-1]) if first.features else 0
+
+    def _check_sampling(self, cfg: DataConfig) -> None:
+        samplings = {json.dumps(r.header.sampling, sort_keys=True) for r in self.readers}
+        if cfg.sampling is None:
+            if len(samplings) > 1:
+                raise ValueError(f"stores were extracted with different sampling configs: {sorted(samplings)}")
+            return
+        want = SamplingConfig.from_dict(cfg.sampling)
+        for r in self.readers:
+            for cid in r.clip_ids:
+                check_clip_matches(r[cid].meta_dict(), want)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def position(self, step: int, micro: int, rank: int, world: int, accum: int) -> int:
+        return step * world * accum + micro * world + rank
+
+    def item_at(self, position: int) -> tuple[str, list[dict] | None]:
+        n = len(self.items)
+        perm = np.random.default_rng([self.seed, position // n]).permutation(n)
+        return self.items[int(perm[position % n])]
+
+    def sample(self, position: int) -> StudentSample:
+        from PIL import Image
+
+        cid, messages = self.item_at(position)
+        clip = self.readers[self.where[cid]][cid]
+        frames = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in clip.frames]
+        targets: dict = {
+            "pose_enc": clip.pose_enc, "depth": clip.depth.astype(np.float32),
+            "depth_conf": clip.depth_conf.astype(np.float32),
+        }
+        if clip.scale_source != "none" and math.isfinite(clip.metric_scale):
+            targets["metric_scale"] = np.float32(clip.metric_scale)
+        if clip.features:
+            targets["features"] = {
+                layer: decode_features(a, self.feature_dtype, clip.feature_scales.get(layer))
+                for layer, a in clip.features.items()
+            }
+        fps = float(1.0 / np.median(np.diff(clip.timestamps))) if len(clip.timestamps) > 1 else 2.0
+        return StudentSample(frames=frames, fps=fps, messages=messages, targets=targets)
