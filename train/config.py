@@ -80,6 +80,9 @@ class RunConfig:
     """Seed of data order and head initialisation."""
     resume: bool = False
     """Continue from the latest checkpoint in ``out_dir/checkpoints``."""
+    stop_at: int = 0
+    """Leave the loop after this step (a checkpoint is written there), e.g. to fit a job time limit; 0 = never.
+    The schedule still spans ``max_steps``; continue with ``run.resume=true``."""
     export: bool = True
     """Write ``out_dir/export`` (plain HF folder + heads) at the end."""
 

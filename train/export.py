@@ -41,3 +41,23 @@ class _Null:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def load_exported(export_dir: str | Path):
+    """Rebuild the training-time ``GeoStudent`` (HF model + heads) from an export folder, for readout."""
+    from safetensors.torch import load_file
+
+    from geovr.train.losses import LossConfig
+    from geovr.train.student.model import StudentConfig, load_student
+
+    export_dir = Path(export_dir)
+    meta = json.loads((export_dir / "geovr_heads" / "heads.json").read_text())
+    cfg = StudentConfig(**{**meta["student"], "model": str(export_dir), "layer_map": meta["layer_map"]})
+    student, processor = load_student(cfg, LossConfig())
+    missing, unexpected = student.load_state_dict(load_file(export_dir / "geovr_heads" / "heads.safetensors"),
+                                                  strict=False)
+    missing = [k for k in missing if not k.startswith("hf_model.")]
+    if missing or unexpected:
+        raise ValueError(f"{export_dir}: heads do not match the student (missing {missing[:5]}, unexpected "
+                         f"{unexpected[:5]})")
+    return student, processor

@@ -124,11 +124,14 @@ def train(cfg: TrainConfig) -> dict:  # noqa: C901
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(last) + "\n")
             bar.set_postfix(loss=f"{sums['loss']:.3f}")
-        if (step + 1) % cfg.run.save_every == 0 or step + 1 == cfg.run.max_steps:
+        stopping = cfg.run.stop_at > 0 and step + 1 >= cfg.run.stop_at
+        if (step + 1) % cfg.run.save_every == 0 or step + 1 == cfg.run.max_steps or stopping:
             engine.save_checkpoint(str(ckpt), tag=f"step{step + 1}",
                                    client_state={"step": step + 1, "config": asdict(cfg)})
             if rank == 0:
                 dump_config(cfg, ckpt / f"step{step + 1}" / "config.yaml")
+        if stopping:
+            return last
     if cfg.run.export:
         export(engine, processor, cfg, out / "export", rank)
     return last

@@ -171,8 +171,13 @@ class GeoStudent(nn.Module):
             conf = tg.get("depth_conf", torch.ones_like(tg["depth"]))[::step].to(dev)[:t]
             terms.update(depth_loss(self.depth_head(grids, target.shape[1:]), target, conf, self.loss_cfg))
         c = self.loss_cfg
+        # (ZeRO-3 partitioned parameters, marked ``ds_status``, are tracked by DeepSpeed's own hooks)
+        # every trainable parameter gets a (possibly zero) gradient on every rank: ZeRO reduces gradients
+        # bucket by bucket, and a head unused by one rank's sample (no QA, no scale...) would desynchronise it
+        maybe_unused = [*self.head_parameters(), *self.hf_model.get_output_embeddings().parameters()]
+        touch = sum(p.sum() for p in maybe_unused if p.requires_grad and not hasattr(p, "ds_status")) * 0.0
         terms["loss"] = (c.lm * terms["lm"] + c.camera * terms["camera"] + c.depth * terms["depth"]
-                         + c.scale * terms["scale"] + c.distill * terms["distill"])
+                         + c.scale * terms["scale"] + c.distill * terms["distill"] + touch)
         return terms
 
 
