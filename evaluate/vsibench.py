@@ -102,12 +102,22 @@ def _read_done(path: Path) -> dict:
     return done
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a partial last line left by a crash, so appended answers start on a line of their own."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
 def predict(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> None:
     """Answer every row not yet in ``pred_path`` (appending, flushed per batch)."""
     import torch
     from tqdm import tqdm
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    _drop_torn_tail(pred_path)
     done = _read_done(pred_path)
     todo = [r for r in rows if r["id"] not in done]
     if not todo:
