@@ -9,32 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from geovr.extract.runner import ExtractConfig, run_extract
-from geovr.shared.sampling import SamplingConfig
-from geovr.shared.stores import finalize_store
-
 pytestmark = pytest.mark.deepspeed
 TERMS = ("lm", "camera", "depth", "scale", "distill")
-
-
-@pytest.fixture(scope="session")
-def env(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("geovr_cache")
-    return {**os.environ, "GEOVR_CACHE": str(os.environ.get("GEOVR_TEST_CACHE", cache)), "DS_ACCELERATOR": "cpu",
-            "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-
-
-@pytest.fixture(scope="session")
-def oracle_store(synth_corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("train_store") / "store"
-    run_extract(ExtractConfig(corpus=str(synth_corpus / "corpus.parquet"), out=str(out), teacher="oracle",
-                              sampling=SamplingConfig(num_frames=4, longest_edge=84), clips_per_shard=2, workers=0,
-                              progress=False))
-    finalize_store(out)
-    qa = out.parent / "qa.jsonl"
-    qa.write_text(json.dumps({"id": "q0", "clip_id": "synth_0000", "conversations": [
-        {"from": "human", "value": "<video>\nHow many chairs are in this room?"}, {"from": "gpt", "value": "2"}]}) + "\n")
-    return out, qa
 
 
 def _train(env, store, qa, out, *overrides, nproc=1):

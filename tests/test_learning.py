@@ -1,0 +1,55 @@
+"""Learning is real: 200 steps on oracle targets shrink every geometry term vs a control run without it."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+pytestmark = pytest.mark.deepspeed
+GEOMETRY = ("camera", "depth", "scale", "distill")
+
+
+def _run(env, store, qa, out, *overrides):
+    cmd = [sys.executable, "-m", "geovr", "train", "--config", "tiny_cpu", f"data.stores=[{store}]",
+           f"data.instructions=[{qa}]", f"run.out_dir={out}", "run.max_steps=200", "run.save_every=1000", *overrides]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
+def _evaluate(export, store, qa):
+    from geovr.train.config import DataConfig
+    from geovr.train.data import TrainData
+    from geovr.train.export import load_exported
+    from geovr.train.losses import LossConfig
+    from geovr.train.student.collate import prepare_sample
+
+    student, processor = load_exported(export)
+    student.loss_cfg = LossConfig(lm=0.0)  # every geometry term on, whatever the run trained
+    data = TrainData(DataConfig(stores=[str(store)], instructions=[str(qa)]), seed=0)
+    terms = {k: [] for k in GEOMETRY}
+    with torch.no_grad():
+        for pos in range(len(data)):
+            out = student([prepare_sample(processor, data.sample(pos))])
+            for k in GEOMETRY:
+                terms[k].append(float(out[k]))
+    return {k: float(np.mean(v)) for k, v in terms.items()}
+
+
+def test_each_geometry_term_drops_against_a_control_without_it(env, oracle_store, tmp_path):
+    store, qa = oracle_store
+    _run(env, store, qa, tmp_path / "on")
+    _run(env, store, qa, tmp_path / "off", *(f"loss.{k}=0" for k in GEOMETRY))
+    on = _evaluate(tmp_path / "on" / "export", store, qa)
+    off = _evaluate(tmp_path / "off" / "export", store, qa)
+    print("trained:", on, "\ncontrol:", off)
+    # Measured (2 clips x 4 frames, 200 steps, tiny Qwen3-VL, CPU): trained/control = camera 0.057/1.25,
+    # depth 0.55/2.42, scale 0.00016/0.068, distill 0.012/0.97. Each bound keeps ~2x margin over the
+    # measured ratio (0.045, 0.23, 0.002, 0.012), yet fails if the term merely fluctuates around its
+    # untrained value. On two clips the student can memorise: this shows the gradient path learns each
+    # target, not generalisation.
+    assert on["camera"] < 0.1 * off["camera"]
+    assert on["depth"] < 0.45 * off["depth"]
+    assert on["scale"] < 0.05 * off["scale"]
+    assert on["distill"] < 0.05 * off["distill"]
