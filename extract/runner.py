@@ -158,14 +158,14 @@ class ExtractResult:
     """Frames run through the teacher."""
 
 
-def make_header(cfg: ExtractConfig, teacher_info: Any) -> Any:
+def make_header(cfg: ExtractConfig, teacher_info: Any, layers: tuple[int, ...]) -> Any:
     from geovr import __version__
     from geovr.shared.manifest import StoreHeader
 
     if cfg.preset not in PRESETS:
         raise ValueError(f"unknown preset {cfg.preset!r}; known: {sorted(PRESETS)}")
     preset = PRESETS[cfg.preset]
-    spec = FeatureSpec(layers=tuple(cfg.layers), channels=cfg.channels, pool=cfg.pool, dtype=preset["dtype"])
+    spec = FeatureSpec(layers=layers, channels=cfg.channels, pool=cfg.pool, dtype=preset["dtype"])
     return StoreHeader(format=cfg.format, teacher=teacher_info, sampling=cfg.sampling.to_dict(), features=spec,
                        depth_dtype="fp16", depth_downsample=preset["depth_downsample"],
                        jpeg_quality=cfg.jpeg_quality, created_by={"geovr": __version__})
@@ -183,9 +183,9 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
 
     t0 = time.perf_counter()
     rows = read_corpus(cfg.corpus)
-    teacher = build_teacher(cfg.teacher, layers=tuple(cfg.layers), **cfg.teacher_kwargs) if cfg.teacher == "oracle" \
-        else build_teacher(cfg.teacher, **cfg.teacher_kwargs)
-    header = make_header(cfg, teacher.info)
+    teacher = build_teacher(cfg.teacher, layers=tuple(cfg.layers), **cfg.teacher_kwargs)
+    layers = tuple(teacher.info.feature_layers)  # a tiny teacher may map the requested layers onto its own depth
+    header = make_header(cfg, teacher.info, layers)
     writer = StoreWriter(cfg.out, header, shard_prefix=f"r{cfg.rank:03d}")
     done = writer.done()
     mine = [r for i, r in enumerate(rows) if i % cfg.world_size == cfg.rank]
@@ -213,7 +213,7 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
         try:
             x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255.0)
             ctx = ClipContext(clip_id=row.clip_id, frame_indices=plan.indices, resize=plan.resize, gt_dir=row.gt_dir)
-            out = teacher(x, tuple(cfg.layers), ctx)
+            out = teacher(x, layers, ctx)
             if out.metric_scale is not None:
                 scale, source = float(out.metric_scale), "oracle"
             elif row.gt_dir is not None:

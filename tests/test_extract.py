@@ -136,3 +136,17 @@ def test_plan_prints_a_storage_estimate_without_writing(synth_corpus, tmp_path):
                                    "--out", str(tmp_path / "s"), "--plan"])
     assert res.exit_code == 0, res.output
     assert "KB/frame" in res.output and "total" in res.output and not Path(tmp_path / "s").exists()
+
+
+def test_tiny_vggt_extraction_runs_end_to_end(synth_corpus, tmp_path):
+    cfg = ExtractConfig(corpus=str(synth_corpus / "corpus.parquet"), out=str(tmp_path / "v"), teacher="vggt",
+                        teacher_kwargs={"config": "tiny", "device": "cpu"}, format="wds", sampling=SAMPLING,
+                        clips_per_shard=2, workers=0, progress=False)
+    res = run_extract(cfg)
+    assert res.stored == 2 and not res.failed
+    finalize_store(tmp_path / "v")
+    reader = StoreReader(tmp_path / "v", verify=True)
+    clip = reader["synth_0000"]
+    assert reader.header.teacher.name == "vggt" and list(reader.header.features.layers) == [0, 1, 2, 3]
+    assert clip.scale_source == "ground_truth" and clip.metric_scale > 0  # least squares against GT depth
+    assert clip.features[0].shape[-1] == 32 and clip.depth.shape == (4, *clip.resize.out_hw)

@@ -1,0 +1,154 @@
+"""geovr's VGGT: aggregator (alternating frame / global attention), camera head, DPT depth head,
+with module names equal to the official checkpoint's (``aggregator.*``, ``camera_head.*``, ``depth_head.*``).
+
+Inputs ``[B, S, 3, H, W]`` in ``[0, 1]`` (H, W multiples of the patch size). Outputs: pose encoding
+``[B, S, 9]`` (absT_quaR_FoV, last refinement), depth ``[B, S, H, W]``, confidence ``[B, S, H, W]``
+and the requested layers' patch tokens ``[B, S, h, w, 2*embed_dim]`` (``cat(frame, global)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from geovr.extract.teachers.vggt.dpt import DPTHead
+from geovr.extract.teachers.vggt.layers import Block, DinoV2, LayerNorm, Mlp, PatchEmbed, RoPE2D
+
+
+@dataclass
+class VGGTConfig:
+    """Architecture (defaults = VGGT-1B)."""
+
+    img_size: int = 518
+    """Training image size (sets the DINOv2 position-embedding grid)."""
+    patch_size: int = 14
+    """Patch size in pixels."""
+    embed_dim: int = 1024
+    """Aggregator width (layer outputs are 2x: frame + global)."""
+    depth: int = 24
+    """Alternating-attention blocks (each one frame + one global block)."""
+    num_heads: int = 16
+    """Attention heads."""
+    num_register_tokens: int = 4
+    """Register tokens per frame (patch tokens start at ``1 + registers``)."""
+    patch_embed: str = "dinov2_vitl14_reg"
+    """``dinov2_vitl14_reg`` (DINOv2 ViT-L/14 + registers) or ``conv`` (tiny test models)."""
+    camera_trunk_depth: int = 4
+    """Blocks in the camera head trunk."""
+    dpt_features: int = 256
+    """DPT fusion width."""
+    dpt_out_channels: list[int] = field(default_factory=lambda: [256, 512, 1024, 1024])
+    """DPT projection widths."""
+    dpt_layers: list[int] = field(default_factory=lambda: [4, 11, 17, 23])
+    """Aggregator layers the depth head reads."""
+
+    @classmethod
+    def vggt_1b(cls) -> VGGTConfig:
+        return cls()
+
+    @classmethod
+    def tiny(cls) -> VGGTConfig:
+        return cls(img_size=56, embed_dim=32, depth=4, num_heads=2, patch_embed="conv", camera_trunk_depth=1,
+                   dpt_features=16, dpt_out_channels=[8, 16, 32, 32], dpt_layers=[0, 1, 2, 3])
+
+
+class Aggregator(nn.Module):
+    def __init__(self, cfg: VGGTConfig) -> None:
+        super().__init__()
+        d = cfg.embed_dim
+        self.patch_size, self.reg = cfg.patch_size, cfg.num_register_tokens
+        self.patch_embed = PatchEmbed(cfg.patch_size, d) if cfg.patch_embed == "conv" else \
+            DinoV2(cfg.img_size, cfg.patch_size, d, 24, 16, cfg.num_register_tokens)
+        self.rope = RoPE2D(100.0)
+        self.frame_blocks = nn.ModuleList(Block(d, cfg.num_heads, qk_norm=True, rope=self.rope) for _ in range(cfg.depth))
+        self.global_blocks = nn.ModuleList(Block(d, cfg.num_heads, qk_norm=True, rope=self.rope) for _ in range(cfg.depth))
+        self.camera_token = nn.Parameter(torch.randn(1, 2, 1, d) * 1e-6)
+        self.register_token = nn.Parameter(torch.randn(1, 2, cfg.num_register_tokens, d) * 1e-6)
+        self.register_buffer("_resnet_mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("_resnet_std", torch.tensor([0.229, 0.224, 0.225]).view(1, 1, 3, 1, 1), persistent=False)
+
+    @property
+    def patch_start_idx(self) -> int:
+        return 1 + self.reg
+
+    def forward(self, images: torch.Tensor, keep: set[int]) -> dict[int, torch.Tensor]:
+        """Layer outputs ``[B, S, P, 2d]`` for the layer indices in ``keep`` only (memory-saving)."""
+        b, s, _, h, w = images.shape
+        x = ((images - self._resnet_mean) / self._resnet_std).reshape(b * s, 3, h, w)
+        tok = self.patch_embed(x)
+        ph, pw = h // self.patch_size, w // self.patch_size
+
+        def special(p: torch.Tensor) -> torch.Tensor:  # first frame gets index 0, the others index 1
+            return torch.cat([p[:, :1].expand(b, 1, *p.shape[2:]), p[:, 1:].expand(b, s - 1, *p.shape[2:])], 1) \
+                .reshape(b * s, *p.shape[2:])
+
+        tok = torch.cat([special(self.camera_token), special(self.register_token), tok], 1)
+        n, d = tok.shape[1], tok.shape[2]
+        ys, xs = torch.meshgrid(torch.arange(ph), torch.arange(pw), indexing="ij")
+        pos = torch.stack([ys.flatten(), xs.flatten()], -1) + 1  # patches from 1; special tokens at 0
+        pos = torch.cat([torch.zeros(self.patch_start_idx, 2, dtype=pos.dtype), pos]).to(images.device)
+        frame_pos, global_pos = pos.expand(b * s, n, 2), pos.repeat(s, 1).expand(b, s * n, 2)
+        out = {}
+        for i, (fb, gb) in enumerate(zip(self.frame_blocks, self.global_blocks, strict=True)):
+            tok = fb(tok.reshape(b * s, n, d), frame_pos)
+            f = tok.reshape(b, s, n, d)
+            tok = gb(tok.reshape(b, s * n, d), global_pos)
+            if i in keep:
+                out[i] = torch.cat([f, tok.reshape(b, s, n, d)], -1)
+        return out
+
+
+class CameraHead(nn.Module):
+    """Iterative pose refinement on the camera token of the last layer (adaLN-modulated trunk)."""
+
+    def __init__(self, dim_in: int, trunk_depth: int, heads: int) -> None:
+        super().__init__()
+        self.token_norm, self.trunk_norm = LayerNorm(dim_in), LayerNorm(dim_in)
+        self.trunk = nn.Sequential(*(Block(dim_in, heads, init_values=0.01) for _ in range(trunk_depth)))
+        self.empty_pose_tokens = nn.Parameter(torch.zeros(1, 1, 9))
+        self.embed_pose = nn.Linear(9, dim_in)
+        self.poseLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim_in, 3 * dim_in))
+        self.adaln_norm = nn.LayerNorm(dim_in, elementwise_affine=False, eps=1e-6)
+        self.pose_branch = Mlp(dim_in, dim_in // 2, 9)
+
+    def forward(self, tokens: torch.Tensor, iters: int = 4) -> torch.Tensor:
+        """``tokens [B, S, 2d]`` camera tokens -> ``[B, S, 9]``."""
+        tokens = self.token_norm(tokens)
+        pred = None
+        for _ in range(iters):
+            inp = self.embed_pose(self.empty_pose_tokens.expand(*tokens.shape[:2], 9) if pred is None else pred.detach())
+            shift, scale, gate = self.poseLN_modulation(inp).chunk(3, -1)
+            x = gate * (self.adaln_norm(tokens) * (1 + scale) + shift) + tokens
+            delta = self.pose_branch(self.trunk_norm(self.trunk(x)))
+            pred = delta if pred is None else pred + delta
+        return torch.cat([pred[..., :7], F.relu(pred[..., 7:])], -1)  # translation, quaternion linear; FoV relu
+
+
+class VGGT(nn.Module):
+    def __init__(self, cfg: VGGTConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.aggregator = Aggregator(cfg)
+        self.camera_head = CameraHead(2 * cfg.embed_dim, cfg.camera_trunk_depth, cfg.num_heads)
+        self.depth_head = DPTHead(2 * cfg.embed_dim, cfg.dpt_features, cfg.dpt_out_channels, cfg.dpt_layers,
+                                  cfg.patch_size)
+
+    def forward(self, images: torch.Tensor, layers: Sequence[int] = (), frames_chunk: int = 8) -> dict:
+        if images.ndim == 4:
+            images = images[None]
+        b, s, _, h, w = images.shape
+        keep = {*self.cfg.dpt_layers, self.cfg.depth - 1, *layers}
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if images.is_cuda else torch.autocast("cpu", enabled=False)
+        with autocast:
+            out = self.aggregator(images, keep)
+        out = {k: v.float() for k, v in out.items()}
+        p0 = self.aggregator.patch_start_idx
+        pose = self.camera_head(out[self.cfg.depth - 1][:, :, 0])
+        depth, conf = self.depth_head(out, images, p0, frames_chunk)
+        ph, pw = h // self.cfg.patch_size, w // self.cfg.patch_size
+        feats = {i: out[i][:, :, p0:].reshape(b, s, ph, pw, -1) for i in layers}
+        return {"pose_enc": pose, "depth": depth, "depth_conf": conf, "features": feats}
