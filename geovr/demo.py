@@ -1,7 +1,7 @@
 """``geovr demo``: the whole pipeline end to end on the built-in synthetic default (CPU, tiny models).
 
 Every step is the real CLI, run as a subprocess and printed first, so the demo doubles as a
-copy-paste tutorial: synth -> extract (oracle teacher) -> verify -> synthetic QA -> train (tiny
+copy-paste tutorial: synth -> extract (oracle teacher; tiny random VGGT) -> verify -> synthetic QA -> train (tiny
 Qwen3-VL, DeepSpeed ZeRO-2) -> eval (VSI-Bench format on the exported model).
 """
 
@@ -24,6 +24,10 @@ def steps(out: Path, train_steps: int) -> list[tuple[str, list[str]]]:
         ("cache oracle (ground-truth) targets in a Zarr store",
          ["extract", "--corpus", str(c / "corpus.parquet"), "--teacher", "oracle", "--out", str(o),
           "--format", "zarr", "--num-frames", "8", "--longest-edge", "112", "--workers", "0"]),
+        ("cache a tiny random VGGT's targets in a WebDataset store (real weights: --weights)",
+         ["extract", "--corpus", str(c / "corpus.parquet"), "--teacher", "vggt", "--vggt-config", "tiny",
+          "--out", str(out / "store_vggt"), "--format", "wds", "--num-frames", "8", "--longest-edge", "112",
+          "--workers", "0"]),
         ("verify the shared store's hashes", ["shards", "verify", str(o)]),
         ("generate VSI-style spatial QA from the ground truth", ["eval", "synth-qa", "--corpus", str(c), "--out",
                                                                 str(out / "bench")]),
@@ -34,11 +38,14 @@ def steps(out: Path, train_steps: int) -> list[tuple[str, list[str]]]:
         ("score the exported student on the synthetic benchmark",
          ["eval", "vsibench", "--bench", str(out / "bench"), "--model", str(out / "run" / "export"),
           "--frames", "8", "--limit", "16", "--out", str(out / "vsibench")]),
+        ("score the tiny VGGT's poses and depth against the ground truth (untrained: expect poor scores)",
+         ["eval", "geometry", "--pred", str(out / "store_vggt"), "--ref", str(o), "--out",
+          str(out / "geometry.json")]),
     ]
 
 
 def run_demo(out: Path, train_steps: int = 20) -> None:
-    for stale in ("store_oracle", "bench", "run", "vsibench"):  # a re-run starts clean (resumable steps
+    for stale in ("store_oracle", "store_vggt", "bench", "run", "vsibench"):  # a re-run starts clean (resumable steps
         shutil.rmtree(out / stale, ignore_errors=True)  # would otherwise reuse the previous run's outputs)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
