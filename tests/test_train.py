@@ -61,16 +61,19 @@ def test_resume_continues_exactly(env, oracle_store, tmp_path):
         assert resumed[3][k] == pytest.approx(full[3][k], rel=1e-5, abs=1e-6), k
 
 
-def test_zero2_two_processes_qwen3vl(env, oracle_store, tmp_path):
+@pytest.mark.parametrize("family", ["tiny-qwen3vl", "tiny-qwen25vl"])
+def test_zero2_two_processes(env, oracle_store, tmp_path, family):
     store, qa = oracle_store
-    metrics = _train(env, store, qa, tmp_path / "r2", "run.max_steps=2", "run.export=false", nproc=2)
+    metrics = _train(env, store, qa, tmp_path / "r2", "run.max_steps=2", "run.export=false", f"model.model={family}",
+                     nproc=2)
     assert len(metrics) == 2 and all(math.isfinite(m[t]) for m in metrics for t in TERMS)
 
 
-def test_zero3_one_process_qwen25vl(env, oracle_store, tmp_path):
+@pytest.mark.parametrize("family", ["tiny-qwen3vl", "tiny-qwen25vl"])
+def test_zero3_one_process(env, oracle_store, tmp_path, family):
     store, qa = oracle_store
     metrics = _train(env, store, qa, tmp_path / "z3", "run.max_steps=2", "deepspeed.zero_stage=3",
-                     "model.model=tiny-qwen25vl")
+                     f"model.model={family}")
     assert len(metrics) == 2 and all(math.isfinite(m[t]) for m in metrics for t in TERMS)
     assert (tmp_path / "z3" / "export" / "geovr_heads" / "heads.safetensors").is_file()
     from safetensors.numpy import load_file
