@@ -14,6 +14,10 @@ def extract(
     teacher: Annotated[str, typer.Option(help="Teacher: vggt | oracle.")] = "vggt",
     weights: Annotated[str, typer.Option(help="VGGT weights: local .pt/.safetensors or hub id.")] = "",
     vggt_config: Annotated[str, typer.Option(help="VGGT architecture preset: vggt_1b | tiny.")] = "vggt_1b",
+    metric_depth: Annotated[str, typer.Option(help="Metric depth model (folder or hub id) for the scale of clips "
+                                                    "without ground truth, e.g. "
+                                                    "depth-anything/Depth-Anything-V2-Metric-Indoor-Large-hf.")] = "",
+    scale_from: Annotated[str, typer.Option(help="Scale source: auto | ground_truth | metric_teacher | none.")] = "auto",
     fmt: Annotated[str, typer.Option("--format", help="Store format: zarr | wds.")] = "zarr",
     preset: Annotated[str, typer.Option(help="Storage preset: paper | compact.")] = "paper",
     fps: Annotated[float, typer.Option(help="Sampling rate (frames/s).")] = 2.0,
@@ -60,7 +64,7 @@ def extract(
         if device:
             kwargs["device"] = device
     cfg = ExtractConfig(corpus=str(corpus), out=str(out), teacher=teacher, teacher_kwargs=kwargs, format=fmt,
-                        preset=preset, sampling=sampling, clips_per_shard=clips_per_shard, workers=workers,
+                        preset=preset, sampling=sampling, metric_depth=metric_depth, scale_from=scale_from, clips_per_shard=clips_per_shard, workers=workers,
                         rank=r, world_size=w)
     result = run_extract(cfg)
     typer.echo(summary(result))

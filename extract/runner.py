@@ -28,6 +28,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "compact": {"dtype": "int8", "depth_downsample": 2},
 }
 """Storage presets: ``paper`` is the exact recipe; ``compact`` int8 features + half-resolution depth."""
+SCALE_FROM = ("auto", "ground_truth", "metric_teacher", "none")
+"""Allowed ``ExtractConfig.scale_from`` values."""
 
 
 @dataclass
@@ -54,6 +56,12 @@ class ExtractConfig:
     """Average pooling of the feature grid (2 = 2x2, the paper's)."""
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     """Frame-sampling contract (shared with stage two)."""
+    metric_depth: str = ""
+    """Metric monocular depth model (local folder or hub id, e.g.
+    ``depth-anything/Depth-Anything-V2-Metric-Indoor-Large-hf``) for the scale of clips without
+    ground-truth depth; empty = none (those clips get ``scale_source = "none"``)."""
+    scale_from: str = "auto"
+    """``auto`` (teacher's own > ground truth > metric model > none), ``ground_truth``, ``metric_teacher`` or ``none``."""
     clips_per_shard: int = 16
     """Clips per shard (a shard is written whole, atomically)."""
     workers: int = 2
@@ -176,16 +184,25 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
     import torch
     from tqdm import tqdm
 
-    from geovr.extract.scale import ground_truth_scale
+    from geovr.extract.scale import ground_truth_scale, metric_teacher_scale
     from geovr.extract.targets import build_targets
     from geovr.extract.teachers import ClipContext, build_teacher
     from geovr.shared.stores import ClipFailure, StoreWriter
 
     t0 = time.perf_counter()
+    if cfg.scale_from not in SCALE_FROM:
+        raise ValueError(f"scale_from {cfg.scale_from!r} not in {SCALE_FROM}")
+    if cfg.scale_from == "metric_teacher" and not cfg.metric_depth:
+        raise ValueError("scale_from='metric_teacher' needs a metric depth model (--metric-depth)")
     rows = read_corpus(cfg.corpus)
     teacher = build_teacher(cfg.teacher, layers=tuple(cfg.layers), **cfg.teacher_kwargs)
     layers = tuple(teacher.info.feature_layers)  # a tiny teacher may map the requested layers onto its own depth
     header = make_header(cfg, teacher.info, layers)
+    metric_model = None
+    if cfg.metric_depth and cfg.scale_from in ("auto", "metric_teacher"):
+        from geovr.extract.metric_depth import MetricDepthModel
+
+        metric_model = MetricDepthModel(cfg.metric_depth, device=cfg.teacher_kwargs.get("device"))
     writer = StoreWriter(cfg.out, header, shard_prefix=f"r{cfg.rank:03d}")
     done = writer.done()
     mine = [r for i, r in enumerate(rows) if i % cfg.world_size == cfg.rank]
@@ -214,15 +231,18 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
             x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255.0)
             ctx = ClipContext(clip_id=row.clip_id, frame_indices=plan.indices, resize=plan.resize, gt_dir=row.gt_dir)
             out = teacher(x, layers, ctx)
-            if out.metric_scale is not None:
+            scale, source, scale_model = float("nan"), "none", ""
+            want = cfg.scale_from
+            if out.metric_scale is not None and want == "auto":
                 scale, source = float(out.metric_scale), "oracle"
-            elif row.gt_dir is not None:
+            elif row.gt_dir is not None and want in ("auto", "ground_truth"):
                 scale, source = ground_truth_scale(row.gt_dir, plan.indices, plan.resize, out.depth.numpy(),
                                                    out.depth_conf.numpy()), "ground_truth"
-            else:
-                scale, source = float("nan"), "none"
+            elif metric_model is not None:
+                scale = metric_teacher_scale(metric_model, x, out.depth.numpy(), out.depth_conf.numpy())
+                source, scale_model = "metric_teacher", metric_model.name
             clip = build_targets(row.clip_id, item["video"], plan.indices, plan.timestamps, plan.resize, frames,
-                                 out, header, scale, source)
+                                 out, header, scale, source, scale_model)
         except (ValueError, FileNotFoundError, RuntimeError) as exc:
             fail(row, f"{type(exc).__name__}: {exc}")
             bar.update(1)

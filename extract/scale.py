@@ -45,3 +45,15 @@ def ground_truth_scale(gt_dir: Path, frame_indices: np.ndarray, resize: ResizeSp
     metric = resample_nearest(np.load(path, allow_pickle=False)[frame_indices].astype(np.float32),
                               resize.crop_box, teacher_depth.shape[1:])
     return least_squares_scale(metric, teacher_depth, alignment_mask(teacher_depth, conf, metric))
+
+
+def metric_teacher_scale(metric_model, frames, teacher_depth: np.ndarray, conf: np.ndarray) -> float:
+    """Scale from a metric monocular depth model run on the teacher's input ``frames`` ``[S, 3, H, W]``.
+
+    ``metric_model(frames)`` returns metres ``[S, H, W]``; teacher depth/confidence are ``[S, H, W]``.
+    """
+    metric = metric_model(frames)
+    metric = metric.float().cpu().numpy() if hasattr(metric, "cpu") else np.asarray(metric, np.float32)
+    if metric.shape != teacher_depth.shape:
+        raise ValueError(f"metric depth {metric.shape} does not match teacher depth {teacher_depth.shape}")
+    return least_squares_scale(metric, teacher_depth, alignment_mask(teacher_depth, conf, metric))
