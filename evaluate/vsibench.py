@@ -18,6 +18,7 @@ import numpy as np
 
 from geovr.evaluate.prompts import build_prompt
 from geovr.evaluate.scorer import aggregate, format_table
+from geovr.shared.video_meta import video_metadata
 
 SPLITS = ("full", "debiased")
 """``full``: every row; ``debiased``: rows with ``pruned == False`` (VSI-Bench-Debiased)."""
@@ -76,18 +77,18 @@ def load_rows(cfg: VSIBenchConfig) -> list[dict]:
     return rows[: cfg.limit] if cfg.limit else rows
 
 
-def sample_video(path: Path, num_frames: int) -> np.ndarray:
-    """``[k, H, W, 3]`` uint8 frames at ``linspace(0, N - 1, k, dtype=int)``."""
-    import av
+def sample_video(path: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(frames [k, H, W, 3] uint8, source indices linspace(0, N - 1, k) [k], source fps)``.
+
+    Decodes only the sampled frames (VSI-Bench videos run for minutes).
+    """
+    from geovr.extract.video import count_frames, read_frames
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: video not found")
-    with av.open(str(path)) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    if not frames:
-        raise ValueError(f"{path}: no decodable frames")
-    idx = np.linspace(0, len(frames) - 1, num_frames, dtype=int)
-    return np.stack([frames[i] for i in idx])
+    count, fps = count_frames(path)
+    idx = np.linspace(0, count - 1, num_frames, dtype=int)
+    return read_frames(path, idx), idx, fps
 
 
 def _read_done(path: Path) -> dict:
@@ -135,7 +136,9 @@ def predict(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> None:
     with open(pred_path, "a") as out, tqdm(total=len(todo), desc="vsibench", unit="q") as bar:
         for start in range(0, len(todo), cfg.batch_size):
             batch = todo[start : start + cfg.batch_size]
-            videos = [sample_video(root / r["dataset"] / f"{r['scene_name']}.mp4", cfg.num_frames) for r in batch]
+            sampled = [sample_video(root / r["dataset"] / f"{r['scene_name']}.mp4", cfg.num_frames) for r in batch]
+            videos = [v for v, _, _ in sampled]
+            meta = [video_metadata(idx / fps, len(idx) * fps / max(int(idx[-1]) + 1, 1)) for _, idx, fps in sampled]
             texts = [
                 processor.apply_chat_template(
                     [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": build_prompt(r)}]}],
@@ -143,7 +146,8 @@ def predict(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> None:
                 )
                 for r in batch
             ]
-            inputs = processor(text=texts, videos=videos, do_sample_frames=False, padding=True, return_tensors="pt")
+            inputs = processor(text=texts, videos=videos, video_metadata=meta, do_sample_frames=False, padding=True,
+                               return_tensors="pt")
             inputs = inputs.to(model.device)
             with torch.inference_mode():
                 gen = model.generate(**inputs, max_new_tokens=cfg.max_new_tokens, do_sample=False)

@@ -76,7 +76,7 @@ def _decode(path: Path, wanted: set[int], count_all: bool = False) -> tuple[dict
                 if count in wanted:
                     frames[count] = frame.to_ndarray(format="rgb24")
                 count += 1
-                if not count_all and count > max(wanted):
+                if not count_all and count > max(wanted, default=-1):
                     break
     except VideoError:
         raise
@@ -85,6 +85,12 @@ def _decode(path: Path, wanted: set[int], count_all: bool = False) -> tuple[dict
     if count == 0:
         raise VideoError(f"{path}: no decodable frames")
     return frames, count, fps
+
+
+def count_frames(path: str | Path) -> tuple[int, float]:
+    """``(decodable frames, stream fps)`` of a video file, decoding without converting any frame."""
+    _, count, fps = _decode(Path(path), set(), count_all=True)
+    return count, fps
 
 
 def probe(path: str | Path) -> SourceInfo:

@@ -110,4 +110,5 @@ class TrainData:
                 for layer, a in clip.features.items()
             }
         fps = float(1.0 / np.median(np.diff(clip.timestamps))) if len(clip.timestamps) > 1 else 2.0
-        return StudentSample(frames=frames, fps=fps, messages=messages, targets=targets)
+        return StudentSample(frames=frames, fps=fps, timestamps=np.asarray(clip.timestamps, np.float64),
+                             messages=messages, targets=targets)

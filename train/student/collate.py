@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from geovr.shared.video_meta import video_metadata
 from geovr.train.student.model import CAMERA_TOKEN, SCALE_TOKEN
 
 GEOMETRY_PROMPT = "Describe the 3D layout of this scene."
@@ -25,6 +26,8 @@ class StudentSample:
     """RGB uint8 ``[H, W, 3]`` frames exactly as cached in the store (what the teacher saw)."""
     fps: float = 2.0
     """Sampling rate of the frames (frames/second), for the processor's timestamps."""
+    timestamps: np.ndarray | None = None
+    """float64 ``[S]`` seconds of each frame in its source video (None: ``arange(S) / fps``)."""
     messages: list[dict] | None = None
     """``[{"role": "user", "content": str}, {"role": "assistant", "content": str}]``; None = geometry only."""
     targets: dict = field(default_factory=dict)
@@ -44,8 +47,9 @@ def _insert(seq: torch.Tensor, after: list[int], values: list[int]) -> torch.Ten
 def prepare_sample(processor, sample: StudentSample, frame_mode: str = "duplicate", train: bool = True) -> dict:
     """Processor inputs (batch of 1) with camera/scale placeholders, labels on the answer only, targets as tensors."""
     video = np.stack(sample.frames)
-    if frame_mode == "duplicate":
-        video, fps = np.repeat(video, 2, axis=0), sample.fps * 2
+    times = sample.timestamps if sample.timestamps is not None else np.arange(len(video)) / sample.fps
+    if frame_mode == "duplicate":  # both copies of a frame carry its time: one temporal group per frame
+        video, times, fps = np.repeat(video, 2, axis=0), np.repeat(times, 2), sample.fps * 2
     elif frame_mode == "pair":
         if len(video) % 2:
             raise ValueError(f"frame_mode 'pair' needs an even frame count, got {len(video)}")
@@ -60,8 +64,8 @@ def prepare_sample(processor, sample: StudentSample, frame_mode: str = "duplicat
         chat.append({"role": m["role"], "content": content})
     has_answer = chat[-1]["role"] == "assistant"
     text = processor.apply_chat_template(chat, tokenize=False, add_generation_prompt=not has_answer)
-    inputs = processor(text=[text], videos=[video], do_sample_frames=False, return_tensors="pt",
-                       videos_kwargs={"fps": fps})
+    inputs = processor(text=[text], videos=[video], video_metadata=[video_metadata(times, fps)],
+                       do_sample_frames=False, return_tensors="pt")
     ids = inputs["input_ids"][0]
     tok = processor.tokenizer
     labels = torch.full_like(ids, -100)
