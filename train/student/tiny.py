@@ -49,8 +49,13 @@ def build_tokenizer():
     return fast
 
 
-def build_tiny_student_dir(out_dir: str | Path, family: str = "qwen3_vl", seed: int = 0) -> Path:
-    """Write a complete tiny HF model folder (config, random weights, tokenizer, processor)."""
+def build_tiny_student_dir(out_dir: str | Path, family: str = "qwen3_vl", seed: int = 0,
+                           text: dict | None = None, vision: dict | None = None) -> Path:
+    """Write a complete tiny HF model folder (config, random weights, tokenizer, processor).
+
+    ``text`` / ``vision`` override entries of the text / vision sub-configs (benchmarks build
+    width-scaled students with the real layer counts this way).
+    """
     import torch
     import transformers as tf
 
@@ -60,18 +65,20 @@ def build_tiny_student_dir(out_dir: str | Path, family: str = "qwen3_vl", seed: 
     tok = build_tokenizer()
     ids = {n: tok.convert_tokens_to_ids(n) for n in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>",
                                                      "<|vision_end|>")}
-    text = dict(vocab_size=151936, hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
-                num_key_value_heads=2, bos_token_id=151643, eos_token_id=151645, pad_token_id=151643)
+    text_overrides, vision_overrides = text or {}, vision or {}
+    text = {**dict(vocab_size=151936, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                   num_attention_heads=4, num_key_value_heads=2, bos_token_id=151643, eos_token_id=151645,
+                   pad_token_id=151643), **text_overrides}
     common = dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
                   vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
     torch.manual_seed(seed)
     if family == "qwen3_vl":
         cfg = tf.Qwen3VLConfig(
-            text_config={**text, "head_dim": 16, "rope_parameters": {"rope_type": "default", "rope_theta": 5e6,
+            text_config={"head_dim": 16, **text, "rope_parameters": {"rope_type": "default", "rope_theta": 5e6,
                                                                    "mrope_section": [2, 3, 3], "mrope_interleaved": True}},
-            vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
-                               patch_size=16, temporal_patch_size=2, spatial_merge_size=2,
-                               num_position_embeddings=64, deepstack_visual_indexes=[0]),
+            vision_config={**dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                                  patch_size=16, temporal_patch_size=2, spatial_merge_size=2,
+                                  num_position_embeddings=64, deepstack_visual_indexes=[0]), **vision_overrides},
             **common)
         model = tf.Qwen3VLForConditionalGeneration(cfg)
         video = tf.Qwen3VLVideoProcessor(size={"shortest_edge": 32 * 32, "longest_edge": 256 * 32 * 32},
@@ -85,9 +92,9 @@ def build_tiny_student_dir(out_dir: str | Path, family: str = "qwen3_vl", seed: 
         cfg = tf.Qwen2_5_VLConfig(
             text_config={**text, "rope_parameters": {"rope_type": "default", "rope_theta": 1e6,
                                                      "mrope_section": [2, 3, 3]}},
-            vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
-                               patch_size=14, temporal_patch_size=2, spatial_merge_size=2, window_size=56,
-                               fullatt_block_indexes=[1], tokens_per_second=2),
+            vision_config={**dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                                  patch_size=14, temporal_patch_size=2, spatial_merge_size=2, window_size=56,
+                                  fullatt_block_indexes=[1], tokens_per_second=2), **vision_overrides},
             **common)
         model = tf.Qwen2_5_VLForConditionalGeneration(cfg)
         video = tf.Qwen2VLVideoProcessor(size={"shortest_edge": 28 * 28, "longest_edge": 256 * 28 * 28},
