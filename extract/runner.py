@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geovr.extract.corpus import CorpusRow, read_corpus
+from geovr.extract.targets import build_targets
 from geovr.extract.video import VideoError, crop_resize, probe, read_frames
 from geovr.shared.features import FeatureSpec
 from geovr.shared.sampling import SamplingConfig, plan_sampling
@@ -112,7 +113,11 @@ def _identity(batch: list[Any]) -> Any:
 
 
 class _ShardWriterThread(threading.Thread):
-    """Buffers finished clips per shape group and writes whole shards off the main thread."""
+    """Off the main thread: assembles each clip's targets (feature/depth encoding, JPEG frames),
+    buffers them per shape group and writes whole shards, so the teacher never waits on them.
+
+    Queue items: ``("clip", kwargs of build_targets)``, ``("failure", ClipFailure)``, ``None`` = end.
+    """
 
     def __init__(self, writer: Any, clips_per_shard: int) -> None:
         super().__init__(daemon=True)
@@ -120,6 +125,7 @@ class _ShardWriterThread(threading.Thread):
         self.q: queue.Queue = queue.Queue(maxsize=2 * clips_per_shard)
         self.groups: dict[tuple, list] = {}
         self.failures: list = []
+        self.build_failed: list[tuple[str, str]] = []
         self.error: BaseException | None = None
 
     @staticmethod
@@ -139,8 +145,18 @@ class _ShardWriterThread(threading.Thread):
                 if kind == "failure":
                     self.failures.append(payload)
                     continue
-                key = self._key(payload)
-                self.groups.setdefault(key, []).append(payload)
+                try:
+                    clip = build_targets(**payload)
+                except ValueError as exc:  # non-finite teacher output: this clip fails, the job goes on
+                    from geovr.shared.stores import ClipFailure
+
+                    reason = f"{type(exc).__name__}: {exc}"
+                    self.build_failed.append((payload["clip_id"], reason))
+                    self.failures.append(ClipFailure(clip_id=payload["clip_id"], uri=payload["video"].uri,
+                                                     reason=reason))
+                    continue
+                key = self._key(clip)
+                self.groups.setdefault(key, []).append(clip)
                 if len(self.groups[key]) >= self.n:
                     self._flush(key)
             for key in list(self.groups):
@@ -185,7 +201,6 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
     from tqdm import tqdm
 
     from geovr.extract.scale import ground_truth_scale, metric_teacher_scale
-    from geovr.extract.targets import build_targets
     from geovr.extract.teachers import ClipContext, build_teacher
     from geovr.shared.stores import ClipFailure, StoreWriter
 
@@ -204,6 +219,8 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
 
         metric_model = MetricDepthModel(cfg.metric_depth, device=cfg.teacher_kwargs.get("device"))
     writer = StoreWriter(cfg.out, header, shard_prefix=f"r{cfg.rank:03d}")
+    if cfg.format == "zarr":
+        import zarr  # noqa: F401  (imported here, not on the writer thread's first shard)
     done = writer.done()
     mine = [r for i, r in enumerate(rows) if i % cfg.world_size == cfg.rank]
     todo = [r for r in mine if r.clip_id not in done]
@@ -241,13 +258,13 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
             elif metric_model is not None:
                 scale = metric_teacher_scale(metric_model, x, out.depth.numpy(), out.depth_conf.numpy())
                 source, scale_model = "metric_teacher", metric_model.name
-            clip = build_targets(row.clip_id, item["video"], plan.indices, plan.timestamps, plan.resize, frames,
-                                 out, header, scale, source, scale_model)
         except (ValueError, FileNotFoundError, RuntimeError) as exc:
             fail(row, f"{type(exc).__name__}: {exc}")
             bar.update(1)
             continue
-        thread.q.put(("clip", clip))
+        thread.q.put(("clip", dict(clip_id=row.clip_id, video=item["video"], frame_indices=plan.indices,
+                                   timestamps=plan.timestamps, resize=plan.resize, frames=frames, out=out,
+                                   header=header, metric_scale=scale, scale_source=source, scale_model=scale_model)))
         stored += 1
         frames_done += len(plan.indices)
         bar.update(1)
@@ -257,6 +274,8 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
     bar.close()
     if thread.error is not None:
         raise RuntimeError(f"shard writer failed: {thread.error}") from thread.error
+    failed += thread.build_failed
+    stored -= len(thread.build_failed)
     return ExtractResult(stored, failed, len(mine) - len(todo), time.perf_counter() - t0, frames_done)
 
 

@@ -75,6 +75,37 @@ def test_corrupt_and_empty_videos_are_recorded_and_the_rest_stored(synth_corpus,
     assert sorted(StoreReader(tmp_path / "store").clip_ids) == ["synth_0000", "synth_0001"]
 
 
+def build_nan_oracle(**kwargs):
+    """The oracle teacher, but its depth for clip ``synth_0001`` has a NaN (a diverged teacher)."""
+    from geovr.extract.teachers.oracle import build
+
+    oracle = build(**kwargs)
+
+    class NanOracle:
+        info, patch_size = oracle.info, oracle.patch_size
+
+        def __call__(self, frames, layers, context=None):
+            out = oracle(frames, layers, context)
+            if context.clip_id == "synth_0001":
+                out.depth[0, 0, 0] = float("nan")
+            return out
+
+    return NanOracle()
+
+
+def test_non_finite_teacher_output_fails_that_clip_only(synth_corpus, tmp_path, monkeypatch):
+    from geovr.extract.teachers import REGISTRY
+
+    monkeypatch.setitem(REGISTRY, "oracle", f"{__name__}:build_nan_oracle")
+    res = _extract(synth_corpus, tmp_path / "store")
+    assert res.stored == 1 and [cid for cid, _ in res.failed] == ["synth_0001"]
+    assert "non-finite teacher depth" in res.failed[0][1]
+    finalize_store(tmp_path / "store")
+    clips = {r["clip_id"]: r for r in pq.read_table(tmp_path / "store" / "clips.parquet").to_pylist()}
+    assert clips["synth_0001"]["status"] == "failed" and "non-finite" in clips["synth_0001"]["reason"]
+    assert StoreReader(tmp_path / "store").clip_ids == ["synth_0000"]
+
+
 def test_sigkill_then_rerun_stores_every_clip_exactly_once(tmp_path):
     from geovr.synth.config import SynthConfig
     from geovr.synth.corpus import render_corpus
