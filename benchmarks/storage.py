@@ -5,8 +5,9 @@ Presets (per frame, teacher input 504x378, 4 layers on a 13x18 pooled grid):
 - ``paper``: the exact recipe — 1024 channels bf16, full-resolution fp16 depth + confidence, JPEG frame.
 - ``int8``: per-channel int8 features, full-resolution depth.
 - ``compact``: int8 features, half-resolution depth (what ``geovr extract --preset compact`` writes).
-- ``compact+pca256``: additionally a per-layer PCA to 256 channels fit on a sample of the corpus
-  (basis stored once per store; NOT yet written by the stores — measured here as the next step).
+- ``compact-pca``: additionally each clip's features projected on their own top-256 principal
+  directions per layer (``--preset compact-pca``; the float16 basis travels with the clip and is
+  counted here, spread over the clip's frames).
 
 Fidelity: mean cosine of reconstructed to original features; depth AbsRel of the stored depth
 (upsampled back, nearest) against the full-resolution float32 depth of the synthetic corpus.
@@ -45,13 +46,6 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float((num / den).mean())
 
 
-def pca_roundtrip(x: np.ndarray, k: int, fit_rows: int) -> np.ndarray:
-    mean = x[:fit_rows].mean(0)
-    _, _, vt = np.linalg.svd(x[:fit_rows] - mean, full_matrices=False)
-    basis = vt[:k]
-    return (x - mean) @ basis.T @ basis + mean
-
-
 def render_fixture() -> tuple[np.ndarray, np.ndarray]:
     """A rendered RGB frame ``[H, W, 3]`` and metric depth ``[S, H, W]`` at the paper's teacher size."""
     import av
@@ -71,10 +65,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--alpha", type=float, default=1.0, help="power-law exponent of the synthetic spectrum")
     ap.add_argument("--store", default="", help="measure on the features of this target store instead")
-    ap.add_argument("--pca", type=int, default=256, help="PCA channels for the compact+pca preset")
+    ap.add_argument("--pca", type=int, default=256, help="PCA channels for the compact-pca preset")
     args = ap.parse_args()
 
-    from geovr.shared.features import decode_features, encode_features
+    from geovr.shared.features import decode_features, encode_features, pca_decode, pca_encode
 
     gh, gw = PAPER["feat_grid"]
     tokens = gh * gw
@@ -83,25 +77,30 @@ def main() -> None:
     if args.store:
         from geovr.shared.stores import StoreReader
 
-        clip = next(iter(StoreReader(args.store)))
+        reader = StoreReader(args.store)
+        clip = reader[reader.clip_ids[0]]
         layer = sorted(clip.features)[0]
-        x = decode_features(clip.features[layer], "bf16" if clip.features[layer].dtype == np.uint16 else "fp32",
-                            clip.feature_scales.get(layer)).reshape(-1, clip.features[layer].shape[-1])
+        feats = clip.decoded_features(reader.header.features.dtype)[layer]
+        x, frames = feats.reshape(-1, feats.shape[-1]), clip.num_frames
         c = x.shape[1]
-        source = f"store {args.store} layer {layer}"
+        source = f"store {args.store} clip {clip.clip_id} layer {layer} ({frames} frames)"
     else:
-        x = synthetic_features(4096, c, args.alpha)
-        source = f"synthetic power-law alpha={args.alpha}"
+        frames = PAPER["frames"]
+        x = synthetic_features(frames * tokens, c, args.alpha)
+        source = f"synthetic power-law alpha={args.alpha}, one {frames}-frame clip"
     rgb, depth = render_fixture()
     h, w = PAPER["hw"]
     frame_bytes = len(jpeg(rgb, 95))
 
-    def feat(dtype: str, k: int | None = None) -> tuple[int, float]:
-        src = pca_roundtrip(x, k, fit_rows=2048) if k else x
-        enc, scales = encode_features(src.reshape(1, 1, -1, src.shape[1]), dtype)
-        rec = decode_features(enc, dtype, scales).reshape(src.shape)
-        per_frame = layers * tokens * (k or c) * enc.dtype.itemsize
-        return per_frame, cosine(rec, x)
+    def feat(dtype: str, k: int | None = None) -> tuple[float, float]:
+        if not k:
+            enc, scales = encode_features(x, dtype)
+            return layers * tokens * c * enc.dtype.itemsize, cosine(decode_features(enc, dtype, scales), x)
+        codes, mean, basis = pca_encode(x, k)  # exactly what geovr.extract.targets does per clip and layer
+        enc, scales = encode_features(codes, dtype)
+        rec = pca_decode(decode_features(enc, dtype, scales), mean, basis)
+        per_clip = basis.nbytes + mean.nbytes + scales.nbytes
+        return layers * (tokens * k * enc.dtype.itemsize + per_clip / frames), cosine(rec, x)
 
     def dep(down: int) -> tuple[int, float]:
         d16 = depth[:, ::down, ::down].astype(np.float16)
@@ -114,7 +113,7 @@ def main() -> None:
         "paper": (feat("bf16"), dep(1)),
         "int8": (feat("int8"), dep(1)),
         "compact": (feat("int8"), dep(2)),
-        f"compact+pca{args.pca}": (feat("int8", args.pca), dep(2)),
+        "compact-pca": (feat("int8", args.pca), dep(2)),
     }
     paper_total = presets["paper"][0][0] + presets["paper"][1][0] + frame_bytes
     rows = []

@@ -19,7 +19,7 @@ def extract(
                                                     "depth-anything/Depth-Anything-V2-Metric-Indoor-Large-hf.")] = "",
     scale_from: Annotated[str, typer.Option(help="Scale source: auto | ground_truth | metric_teacher | none.")] = "auto",
     fmt: Annotated[str, typer.Option("--format", help="Store format: zarr | wds.")] = "zarr",
-    preset: Annotated[str, typer.Option(help="Storage preset: paper | compact.")] = "paper",
+    preset: Annotated[str, typer.Option(help="Storage preset: paper | compact | compact-pca.")] = "paper",
     fps: Annotated[float, typer.Option(help="Sampling rate (frames/s).")] = 2.0,
     num_frames: Annotated[int, typer.Option(help="Fixed frames per clip (overrides --fps).")] = 0,
     min_frames: Annotated[int, typer.Option(help="Fewest frames per clip.")] = 4,
@@ -54,8 +54,10 @@ def extract(
         from geovr.extract.plan import plan
 
         channels = 1024 if (teacher == "vggt" and vggt_config == "vggt_1b") else 64
+        if preset not in PRESETS:
+            raise typer.BadParameter(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
         typer.echo(plan(str(corpus), sampling, channels, 4, 2, PRESETS[preset]["dtype"],
-                        PRESETS[preset]["depth_downsample"]))
+                        PRESETS[preset]["depth_downsample"], PRESETS[preset]["pca_dims"]))
         raise typer.Exit(0)
     r, w = rank_from_env(rank, world_size)
     kwargs: dict = {}

@@ -29,12 +29,16 @@ def _meta(uri: Path) -> tuple[int, float, tuple[int, int]]:
 
 
 def bytes_per_frame(out_hw: tuple[int, int], feature_channels: int, n_layers: int, pool: int, feat_itemsize: int,
-                    depth_downsample: int, patch: int = 14) -> dict[str, float]:
-    """Stored bytes of one frame, by target."""
+                    depth_downsample: int, patch: int = 14, pca_dims: int | None = None,
+                    frames_per_clip: int = 1) -> dict[str, float]:
+    """Stored bytes of one frame, by target (a clip's PCA basis is spread over its frames)."""
     gh, gw = out_hw[0] // patch // pool, out_hw[1] // patch // pool
     dh, dw = out_hw[0] // depth_downsample, out_hw[1] // depth_downsample
+    stored_c = pca_dims or feature_channels
+    pca_basis = n_layers * (2 * pca_dims * feature_channels + 4 * feature_channels) / max(frames_per_clip, 1) \
+        if pca_dims else 0.0
     return {
-        "features": n_layers * gh * gw * feature_channels * feat_itemsize,
+        "features": n_layers * gh * gw * stored_c * feat_itemsize + pca_basis,
         "depth+conf": 2 * 2 * dh * dw,
         "jpeg": JPEG_BYTES_PER_PIXEL * out_hw[0] * out_hw[1],
         "pose": 9 * 4 + 12 * 4 + 9 * 4,
@@ -42,7 +46,7 @@ def bytes_per_frame(out_hw: tuple[int, int], feature_channels: int, n_layers: in
 
 
 def plan(corpus: str, sampling: SamplingConfig, feature_channels: int, n_layers: int, pool: int, dtype: str,
-         depth_downsample: int) -> str:
+         depth_downsample: int, pca_dims: int | None = None) -> str:
     """A text report of the storage the job will write."""
     itemsize = {"bf16": 2, "fp16": 2, "fp32": 4, "int8": 1}[dtype]
     rows = read_corpus(corpus)
@@ -57,7 +61,7 @@ def plan(corpus: str, sampling: SamplingConfig, feature_channels: int, n_layers:
         end = n if r.end_frame is None else min(r.end_frame, n)
         s = frame_count(max(end - r.start_frame, 0), fps, sampling)
         per_frame = bytes_per_frame(output_size(hw, sampling), feature_channels, n_layers, pool, itemsize,
-                                    depth_downsample)
+                                    depth_downsample, pca_dims=pca_dims, frames_per_clip=s)
         frames_total += s
         total += s * sum(per_frame.values())
     lines = [f"corpus: {len(rows)} clips ({unreadable} unreadable), {frames_total} sampled frames"]

@@ -25,10 +25,13 @@ from geovr.shared.sampling import SamplingConfig, plan_sampling
 from geovr.shared.schema import VideoRef
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"dtype": "bf16", "depth_downsample": 1},
-    "compact": {"dtype": "int8", "depth_downsample": 2},
+    "paper": {"dtype": "bf16", "depth_downsample": 1, "pca_dims": None},
+    "compact": {"dtype": "int8", "depth_downsample": 2, "pca_dims": None},
+    "compact-pca": {"dtype": "int8", "depth_downsample": 2, "pca_dims": 256},
 }
-"""Storage presets: ``paper`` is the exact recipe; ``compact`` int8 features + half-resolution depth."""
+"""Storage presets: ``paper`` is the exact recipe (bf16 features, full-resolution depth);
+``compact`` int8 features + half-resolution depth; ``compact-pca`` additionally keeps each
+clip's top-256 principal directions per layer (see ``geovr.shared.features``)."""
 SCALE_FROM = ("auto", "ground_truth", "metric_teacher", "none")
 """Allowed ``ExtractConfig.scale_from`` values."""
 
@@ -55,6 +58,8 @@ class ExtractConfig:
     """Channel half of VGGT's ``cat(frame, global)`` tokens: ``frame`` (paper), ``global`` or ``both``."""
     pool: int = 2
     """Average pooling of the feature grid (2 = 2x2, the paper's)."""
+    pca_dims: int | None = None
+    """Override the preset's PCA channels (None = the preset's; 0 = no PCA)."""
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     """Frame-sampling contract (shared with stage two)."""
     metric_depth: str = ""
@@ -189,7 +194,8 @@ def make_header(cfg: ExtractConfig, teacher_info: Any, layers: tuple[int, ...]) 
     if cfg.preset not in PRESETS:
         raise ValueError(f"unknown preset {cfg.preset!r}; known: {sorted(PRESETS)}")
     preset = PRESETS[cfg.preset]
-    spec = FeatureSpec(layers=layers, channels=cfg.channels, pool=cfg.pool, dtype=preset["dtype"])
+    pca = preset["pca_dims"] if cfg.pca_dims is None else (cfg.pca_dims or None)
+    spec = FeatureSpec(layers=layers, channels=cfg.channels, pool=cfg.pool, dtype=preset["dtype"], pca_dims=pca)
     return StoreHeader(format=cfg.format, teacher=teacher_info, sampling=cfg.sampling.to_dict(), features=spec,
                        depth_dtype="fp16", depth_downsample=preset["depth_downsample"],
                        jpeg_quality=cfg.jpeg_quality, created_by={"geovr": __version__})

@@ -9,7 +9,7 @@ import numpy as np
 
 from geovr.extract.teachers.base import TeacherOutput
 from geovr.extract.video import encode_jpeg
-from geovr.shared.features import encode_features, pool_features, select_channels
+from geovr.shared.features import encode_features, pca_encode, pool_features, select_channels
 from geovr.shared.manifest import StoreHeader
 from geovr.shared.schema import ClipTargets, ResizeSpec, VideoRef
 
@@ -36,14 +36,17 @@ def build_targets(
 ) -> ClipTargets:
     """Assemble one clip's targets as the store header prescribes; raises ``ValueError`` on non-finite output."""
     spec = header.features
-    feats, scales = {}, {}
+    feats, scales, pca_mean, pca_basis = {}, {}, {}, {}
     for layer in spec.layers:
         if layer not in out.features:
             raise ValueError(f"clip {clip_id!r}: teacher returned no features for layer {layer}")
         x = out.features[layer].float().cpu().numpy()
         if not np.isfinite(x).all():
             raise ValueError(f"clip {clip_id!r}: non-finite teacher features at layer {layer}")
-        enc, sc = encode_features(feature_target(x, spec.channels, spec.pool), spec.dtype)
+        x = feature_target(x, spec.channels, spec.pool)
+        if spec.pca_dims:
+            x, pca_mean[layer], pca_basis[layer] = pca_encode(x, spec.pca_dims)
+        enc, sc = encode_features(x, spec.dtype)
         feats[layer] = enc
         if sc is not None:
             scales[layer] = sc
@@ -63,7 +66,8 @@ def build_targets(
         intrinsics=out.intrinsics.float().numpy(), depth=depth.astype(ddt), depth_conf=conf.astype(ddt),
         metric_scale=metric_scale if math.isfinite(metric_scale) else float("nan"),
         scale_source=scale_source if math.isfinite(metric_scale) else "none",
-        scale_model=scale_model, features=feats, feature_scales=scales,
+        scale_model=scale_model, features=feats, feature_scales=scales, feature_pca_mean=pca_mean,
+        feature_pca_basis=pca_basis,
     )
     clip.validate()
     return clip

@@ -12,6 +12,15 @@ Encodings (``FeatureSpec.dtype``), all of a float32 ``[S, h, w, C]`` array:
 - ``int8``: per-channel symmetric quantisation: ``scales[c] = max|x[..., c]| / 127`` (1 for an
   all-zero channel), ``q = clip(round(x / scales), -127, 127)``; decode ``q * scales``. Scales
   are float32 ``[C]`` and travel next to the array (``feat_lXX_scale``).
+
+Optional PCA (``FeatureSpec.pca_dims = k``): before encoding, each clip's features of a layer
+are projected onto their own top-``k`` principal directions, fit on that clip's tokens:
+``codes = (x - mean) @ basis.T`` with ``mean`` float32 ``[C]`` and ``basis`` float16 ``[k, C]``
+(orthonormal rows, sorted by explained variance). The stored array is ``codes`` ``[S, h, w, k]``
+in the chosen dtype; ``mean`` and ``basis`` travel with the clip (``feat_lXX_pca_mean``,
+``feat_lXX_pca_basis``); decode ``codes @ basis + mean``. A per-clip basis needs no corpus-wide
+fitting pass or coordination between ranks, and its cost (``2 k C + 4 C`` bytes per layer and
+clip) is amortised over the clip's frames.
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ __all__ = [
     "bf16_bits_to_f32",
     "decode_features",
     "encode_features",
+    "pca_decode",
+    "pca_encode",
     "f32_to_bf16_bits",
     "pool_features",
     "select_channels",
@@ -175,3 +186,33 @@ def pool_features(x: np.ndarray, pool: int) -> np.ndarray:
     if h % pool or w % pool:
         raise ValueError(f"feature grid {h}x{w} not divisible by pool {pool}")
     return x.reshape(s, h // pool, pool, w // pool, pool, c).mean(axis=(2, 4), dtype=np.float32)
+
+
+def pca_encode(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Project float32 ``[..., C]`` onto its own top-``k`` principal directions.
+
+    Returns ``(codes [..., k] float32, mean [C] float32, basis [k, C] float16)``. The codes are
+    computed with the float16 basis as stored, so decoding sees exactly what was encoded. With
+    fewer tokens than ``k`` the extra directions have zero variance (codes ~ 0), still orthonormal.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    c = x.shape[-1]
+    if not 1 <= k <= c:
+        raise ValueError(f"PCA to {k} dims needs 1 <= k <= C={c}")
+    flat = x.reshape(-1, c)
+    mean = flat.mean(axis=0, dtype=np.float64)
+    centred = flat - mean.astype(np.float32)
+    cov = centred.T.astype(np.float64) @ centred.astype(np.float64)
+    _, vecs = np.linalg.eigh(cov)  # ascending eigenvalues, orthonormal columns
+    basis = np.ascontiguousarray(vecs[:, ::-1][:, :k].T).astype(np.float16)
+    codes = centred @ basis.astype(np.float32).T
+    return codes.reshape(*x.shape[:-1], k), mean.astype(np.float32), basis
+
+
+def pca_decode(codes: np.ndarray, mean: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """Inverse of ``pca_encode``: ``codes [..., k] @ basis [k, C] + mean [C]`` -> float32 ``[..., C]``."""
+    codes = np.asarray(codes, dtype=np.float32)
+    basis = np.asarray(basis, dtype=np.float32)
+    if basis.ndim != 2 or basis.shape[0] != codes.shape[-1] or np.shape(mean) != (basis.shape[1],):
+        raise ValueError(f"PCA codes [..., {codes.shape[-1]}] do not fit basis {basis.shape} / mean {np.shape(mean)}")
+    return codes @ basis + np.asarray(mean, dtype=np.float32)

@@ -159,6 +159,23 @@ class ClipTargets:
     """For int8 features only: teacher layer -> float32 ``[C]`` dequantisation scales."""
     scale_model: str = ""
     """The metric-depth model behind ``metric_scale`` when ``scale_source == "metric_teacher"``."""
+    feature_pca_mean: dict[int, np.ndarray] = field(default_factory=dict)
+    """For PCA-reduced features only: teacher layer -> float32 ``[C]`` mean of the clip's tokens."""
+    feature_pca_basis: dict[int, np.ndarray] = field(default_factory=dict)
+    """For PCA-reduced features only: teacher layer -> float16 ``[k, C]`` orthonormal basis (stored ``k``-dim codes)."""
+
+    def decoded_features(self, dtype: str) -> dict[int, np.ndarray]:
+        """Teacher layer -> float32 ``[S, h, w, C]`` features in the teacher's channel space
+        (undoing the ``dtype`` encoding and, when present, the PCA)."""
+        from geovr.shared.features import decode_features, pca_decode
+
+        out = {}
+        for layer, a in self.features.items():
+            x = decode_features(a, dtype, self.feature_scales.get(layer))
+            if layer in self.feature_pca_basis:
+                x = pca_decode(x, self.feature_pca_mean[layer], self.feature_pca_basis[layer])
+            out[layer] = x
+        return out
 
     @property
     def num_frames(self) -> int:
@@ -206,6 +223,13 @@ class ClipTargets:
                 raise bad(f"features[{layer}] has shape {tuple(feat.shape)}, expected [S={s}, h, w, C]")
             if layer in self.feature_scales and self.feature_scales[layer].shape != (feat.shape[-1],):
                 raise bad(f"feature_scales[{layer}] must have shape [C={feat.shape[-1]}]")
+            if (layer in self.feature_pca_basis) != (layer in self.feature_pca_mean):
+                raise bad(f"features[{layer}]: PCA basis and mean must come together")
+            if layer in self.feature_pca_basis:
+                basis, mean = self.feature_pca_basis[layer], self.feature_pca_mean[layer]
+                if basis.ndim != 2 or basis.shape[0] != feat.shape[-1] or mean.shape != (basis.shape[1],):
+                    raise bad(f"features[{layer}]: PCA basis {tuple(basis.shape)} / mean {tuple(mean.shape)} do not "
+                              f"fit {feat.shape[-1]}-dim codes")
 
     def meta_dict(self) -> dict[str, Any]:
         """The non-array, JSON-serialisable part of the clip (stored as per-clip metadata)."""

@@ -6,7 +6,6 @@ import io
 
 import numpy as np
 
-from geovr.shared.features import decode_features
 from geovr.shared.schema import ClipTargets
 
 __all__ = ["camera_centres", "feature_pca_rgb", "render_clip"]
@@ -58,7 +57,7 @@ def render_clip(
         raise ValueError(f"clip {clip.clip_id!r} has no feature layer {layer}; stored layers: {layers}")
     pca = None
     if layer is not None:
-        feat = decode_features(clip.features[layer], feature_dtype, clip.feature_scales.get(layer))
+        feat = clip.decoded_features(feature_dtype)[layer]
         pca = feature_pca_rgb(feat)
     dpi = 100
     fig = plt.figure(figsize=(size_px[0] / dpi, size_px[1] / dpi), dpi=dpi)

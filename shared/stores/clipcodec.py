@@ -12,7 +12,7 @@ from geovr.shared.manifest import StoreHeader
 from geovr.shared.safety import CorruptStoreError
 from geovr.shared.schema import ClipTargets, ResizeSpec, VideoRef
 
-__all__ = ["FRAME_ARRAYS", "clip_from_parts", "clip_to_parts", "feat_name", "frame_shapes", "scale_name"]
+__all__ = ["FRAME_ARRAYS", "clip_from_parts", "clip_to_parts", "feat_name", "frame_shapes", "pca_names", "scale_name"]
 
 FRAME_ARRAYS = ("pose_enc", "extrinsics", "intrinsics", "depth", "depth_conf")
 """Per-frame arrays every clip has (features add ``feat_lXX``)."""
@@ -28,11 +28,17 @@ def scale_name(layer: int) -> str:
     return f"{feat_name(layer)}_scale"
 
 
+def pca_names(layer: int) -> tuple[str, str]:
+    """Per-clip array names of a PCA-reduced layer: ``(feat_lXX_pca_mean, feat_lXX_pca_basis)``."""
+    return f"{feat_name(layer)}_pca_mean", f"{feat_name(layer)}_pca_basis"
+
+
 def clip_to_parts(clip: ClipTargets, header: StoreHeader) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Validate ``clip`` against ``header``; return ``(meta, per_frame_arrays, per_clip_arrays)``.
 
     Per-frame arrays have a leading ``S`` axis and the store's dtypes (pose/camera float32, depth
-    cast to ``header.depth_dtype``); per-clip arrays are the int8 feature scales ``[C]``.
+    cast to ``header.depth_dtype``); per-clip arrays are the int8 feature scales ``[C]`` and, for
+    PCA-reduced features, the PCA mean ``[C]`` (float32) and basis ``[k, C]`` (float16).
     Raises ``ValueError`` naming the clip on any mismatch.
     """
     clip.validate()
@@ -62,6 +68,15 @@ def clip_to_parts(clip: ClipTargets, header: StoreHeader) -> tuple[dict[str, Any
             if layer not in clip.feature_scales:
                 raise ValueError(f"clip {clip.clip_id!r}: int8 features[{layer}] without feature_scales[{layer}]")
             per_clip[scale_name(layer)] = np.ascontiguousarray(clip.feature_scales[layer], dtype=np.float32)
+        if spec.pca_dims:
+            if layer not in clip.feature_pca_basis or f.shape[-1] != spec.pca_dims:
+                raise ValueError(f"clip {clip.clip_id!r}: features[{layer}] must be {spec.pca_dims}-dim PCA codes with "
+                                 f"their basis (FeatureSpec.pca_dims), got shape {f.shape}")
+            mean_name, basis_name = pca_names(layer)
+            per_clip[mean_name] = np.ascontiguousarray(clip.feature_pca_mean[layer], dtype=np.float32)
+            per_clip[basis_name] = np.ascontiguousarray(clip.feature_pca_basis[layer], dtype=np.float16)
+        elif layer in clip.feature_pca_basis:
+            raise ValueError(f"clip {clip.clip_id!r}: PCA-reduced features in a store without FeatureSpec.pca_dims")
     return clip.meta_dict(), frame, per_clip
 
 
@@ -76,12 +91,15 @@ def clip_from_parts(
     """Rebuild a ``ClipTargets`` from stored parts; ``where`` names the shard/clip in errors."""
     try:
         ms = meta.get("metric_scale")
-        features = {}
-        scales = {}
+        features, scales, pca_mean, pca_basis = {}, {}, {}, {}
         for layer in header.features.layers:
             features[layer] = arrays[feat_name(layer)]
             if header.features.dtype == "int8":
                 scales[layer] = arrays[scale_name(layer)]
+            if header.features.pca_dims:
+                mean_name, basis_name = pca_names(layer)
+                pca_mean[layer] = np.asarray(arrays[mean_name], dtype=np.float32)
+                pca_basis[layer] = np.asarray(arrays[basis_name], dtype=np.float16)
         clip = ClipTargets(
             clip_id=str(meta["clip_id"]),
             video=VideoRef.from_dict(meta["video"]),
@@ -99,6 +117,8 @@ def clip_from_parts(
             features=features,
             feature_scales=scales,
             scale_model=str(meta.get("scale_model", "")),
+            feature_pca_mean=pca_mean,
+            feature_pca_basis=pca_basis,
         )
     except (KeyError, TypeError, ValueError) as e:
         raise CorruptStoreError(f"{where}: incomplete clip record ({type(e).__name__}: {e})") from e
