@@ -53,16 +53,27 @@ def synth_qa(
 
 @app.command("geometry")
 def geometry(
-    pred: Annotated[Path, typer.Option(help="Target store to score (a teacher's or the student's readout).")],
-    ref: Annotated[Path, typer.Option(help="Reference store (e.g. oracle ground truth).")],
+    ref: Annotated[Path, typer.Option(help="Reference store (e.g. oracle ground truth, or the teacher's targets).")],
+    pred: Annotated[Path, typer.Option(help="Target store to score (e.g. another teacher's).")] = None,  # type: ignore[assignment]
+    model: Annotated[Path, typer.Option(help="Or: a `geovr train` export folder; its heads are read out on "
+                                              "the clips of --ref.")] = None,  # type: ignore[assignment]
+    max_clips: Annotated[int, typer.Option(help="Score only the first N clips of --ref (--model only; 0 = all).")] = 0,
     out: Annotated[Path, typer.Option(help="JSON report path.")] = Path("geometry_report.json"),
     alignment: Annotated[str, typer.Option(help="Depth scale alignment: none | median | lstsq.")] = "median",
     threshold: Annotated[float, typer.Option(help="Pose threshold in degrees for RRA/RTA/AUC.")] = 30.0,
 ) -> None:
-    """Pose RRA/RTA/AUC, depth AbsRel/delta1 and metric-scale error of one store against another."""
+    """Pose RRA/RTA/AUC, depth AbsRel/delta1 and metric-scale error of a store (--pred) or of a
+    trained student's heads (--model) against a reference store."""
     from geovr.evaluate.geometry_eval import compare_stores, write_report
 
-    report = compare_stores(str(pred), str(ref), alignment, threshold)
+    if (pred is None) == (model is None):
+        raise typer.BadParameter("give exactly one of --pred STORE or --model EXPORT")
+    if model is not None:
+        from geovr.evaluate.student_readout import readout_metrics
+
+        report = readout_metrics(str(model), str(ref), alignment, threshold, max_clips or None)
+    else:
+        report = compare_stores(str(pred), str(ref), alignment, threshold)
     write_report(report, out)
     for k, v in report["mean"].items():
         typer.echo(f"{k:<14} {v:.4f}")

@@ -26,21 +26,31 @@ def compare_stores(pred_root: str, ref_root: str, alignment: str = "median", thr
         p, r = pred[cid], ref[cid]
         if not np.array_equal(p.frame_indices, r.frame_indices):
             raise ValueError(f"clip {cid!r}: the two stores sampled different frames; metrics would be meaningless")
-        pm = pose_metrics(p.extrinsics, r.extrinsics, threshold)
-        pd, rd = p.depth.astype(np.float32), r.depth.astype(np.float32)
-        if pd.shape != rd.shape:
-            raise ValueError(f"clip {cid!r}: depth shapes differ ({pd.shape} vs {rd.shape})")
-        metrics = {"rra": pm.rra, "rta": pm.rta, "auc": pm.auc, **depth_metrics(pd, rd, alignment)}
-        if math.isfinite(p.metric_scale) and math.isfinite(r.metric_scale):
-            # metric depth = s * depth on both sides: compare the metric depth scale implied by each
-            metrics["scale_rel_err"] = scale_rel_error(
-                p.metric_scale * float(np.median(pd[pd > 0])), r.metric_scale * float(np.median(rd[rd > 0]))
-            )
-        per_clip[cid] = metrics
-    keys = sorted({k for m in per_clip.values() for k in m})
-    mean = {k: float(np.mean([m[k] for m in per_clip.values() if k in m])) for k in keys}
+        per_clip[cid] = clip_metrics(p.extrinsics, p.depth, p.metric_scale, r.extrinsics, r.depth, r.metric_scale,
+                                     alignment, threshold, where=f"clip {cid!r}")
     return {"pred": str(pred_root), "ref": str(ref_root), "alignment": alignment, "threshold_deg": threshold,
-            "num_clips": len(common), "mean": mean, "per_clip": per_clip}
+            "num_clips": len(common), "mean": mean_metrics(per_clip), "per_clip": per_clip}
+
+
+def clip_metrics(pred_e: np.ndarray, pred_d: np.ndarray, pred_s: float, ref_e: np.ndarray, ref_d: np.ndarray,
+                 ref_s: float, alignment: str, threshold: float, where: str = "") -> dict[str, float]:
+    """Pose (extrinsics ``[S, 3, 4]``), depth (``[S, H, W]``) and metric-scale metrics of one clip."""
+    pm = pose_metrics(pred_e, ref_e, threshold)
+    pd, rd = np.asarray(pred_d, np.float32), np.asarray(ref_d, np.float32)
+    if pd.shape != rd.shape:
+        raise ValueError(f"{where}: depth shapes differ ({pd.shape} vs {rd.shape})")
+    metrics = {"rra": pm.rra, "rta": pm.rta, "auc": pm.auc, **depth_metrics(pd, rd, alignment)}
+    if math.isfinite(pred_s) and math.isfinite(ref_s) and (pd > 0).any() and (rd > 0).any():
+        # metric depth = s * depth on both sides: compare the metric depth scale implied by each
+        metrics["scale_rel_err"] = scale_rel_error(pred_s * float(np.median(pd[pd > 0])),
+                                                   ref_s * float(np.median(rd[rd > 0])))
+    return metrics
+
+
+def mean_metrics(per_clip: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Mean of each metric over the clips that have it."""
+    keys = sorted({k for m in per_clip.values() for k in m})
+    return {k: float(np.mean([m[k] for m in per_clip.values() if k in m])) for k in keys}
 
 
 def write_report(report: dict, out: str | Path) -> None:

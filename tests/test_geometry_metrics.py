@@ -54,3 +54,22 @@ def test_scale_error_and_bad_inputs():
         depth_metrics(np.ones((2, 2)), np.ones((3, 2)))
     with pytest.raises(ValueError, match="alignment"):
         align_depth(np.ones(3), np.ones(3), "cubic")
+
+
+def test_eval_geometry_cli_scores_a_store_against_itself_perfectly(oracle_store, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from geovr.cli import app
+
+    store, _ = oracle_store
+    report = tmp_path / "geo.json"
+    res = CliRunner().invoke(app, ["eval", "geometry", "--pred", str(store), "--ref", str(store), "--out", str(report)])
+    assert res.exit_code == 0, res.output
+    mean = json.loads(report.read_text())["mean"]
+    assert mean["rra"] == 1.0 and mean["auc"] == pytest.approx(1.0) and mean["abs_rel"] == pytest.approx(0.0, abs=1e-6)
+    assert mean["scale_rel_err"] == pytest.approx(0.0, abs=1e-6)
+    for args in ([], ["--pred", str(store), "--model", str(tmp_path)]):
+        bad = CliRunner().invoke(app, ["eval", "geometry", "--ref", str(store), *args])
+        assert bad.exit_code == 2 and "exactly one of --pred" in bad.output

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from geovr.shared.features import decode_features
 from geovr.shared.sampling import SamplingConfig, check_clip_matches
 from geovr.train.config import DataConfig
 from geovr.train.student.collate import StudentSample
@@ -68,7 +67,8 @@ class TrainData:
         self.feature_dtype = header.features.dtype
         self.teacher_layers = list(header.features.layers)
         first = self.readers[0][self.readers[0].clip_ids[0]]
-        self.teacher_dim = int(first.features[self.teacher_layers[0]].shape[-1]) if first.features else 0
+        feats = first.decoded_features(self.feature_dtype) if first.features else {}
+        self.teacher_dim = int(feats[self.teacher_layers[0]].shape[-1]) if feats else 0
 
     def _check_sampling(self, cfg: DataConfig) -> None:
         samplings = {json.dumps(r.header.sampling, sort_keys=True) for r in self.readers}
@@ -93,22 +93,23 @@ class TrainData:
         return self.items[int(perm[position % n])]
 
     def sample(self, position: int) -> StudentSample:
-        from PIL import Image
-
         cid, messages = self.item_at(position)
-        clip = self.readers[self.where[cid]][cid]
-        frames = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in clip.frames]
-        targets: dict = {
-            "pose_enc": clip.pose_enc, "depth": clip.depth.astype(np.float32),
-            "depth_conf": clip.depth_conf.astype(np.float32),
-        }
+        return clip_sample(self.readers[self.where[cid]][cid], self.feature_dtype, messages)
+
+
+def clip_sample(clip, feature_dtype: str, messages: list[dict] | None = None, targets: bool = True) -> StudentSample:
+    """A cached ``ClipTargets`` as a ``StudentSample``: decoded frames, true timestamps, float32 targets."""
+    from PIL import Image
+
+    frames = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in clip.frames]
+    tg: dict = {}
+    if targets:
+        tg = {"pose_enc": clip.pose_enc, "depth": clip.depth.astype(np.float32),
+              "depth_conf": clip.depth_conf.astype(np.float32)}
         if clip.scale_source != "none" and math.isfinite(clip.metric_scale):
-            targets["metric_scale"] = np.float32(clip.metric_scale)
+            tg["metric_scale"] = np.float32(clip.metric_scale)
         if clip.features:
-            targets["features"] = {
-                layer: decode_features(a, self.feature_dtype, clip.feature_scales.get(layer))
-                for layer, a in clip.features.items()
-            }
-        fps = float(1.0 / np.median(np.diff(clip.timestamps))) if len(clip.timestamps) > 1 else 2.0
-        return StudentSample(frames=frames, fps=fps, timestamps=np.asarray(clip.timestamps, np.float64),
-                             messages=messages, targets=targets)
+            tg["features"] = clip.decoded_features(feature_dtype)
+    fps = float(1.0 / np.median(np.diff(clip.timestamps))) if len(clip.timestamps) > 1 else 2.0
+    return StudentSample(frames=frames, fps=fps, timestamps=np.asarray(clip.timestamps, np.float64),
+                         messages=messages, targets=tg)

@@ -138,21 +138,40 @@ class GeoStudent(nn.Module):
         terms = [self._one(s) for s in samples]
         return {k: torch.stack([t[k] for t in terms]).mean() for k in terms[0]}
 
-    def _one(self, s: dict) -> dict[str, torch.Tensor]:  # noqa: C901
+    def _run(self, s: dict) -> tuple:
+        """HF forward of one prepared sample: ``(out, ids [L], hidden states per layer [L, D], t, gh, gw)``."""
         dev = next(self.parameters()).device
         inputs = {k: v.to(dev) for k, v in s["inputs"].items()}
         out = self.hf_model(**inputs, output_hidden_states=True, use_cache=False)
-        ids = inputs["input_ids"][0]
-        hs = [h[0] for h in out.hidden_states]
+        t, gh, gw = (int(x) for x in inputs["video_grid_thw"][0])
+        return out, inputs["input_ids"][0], [h[0] for h in out.hidden_states], t, gh // 2, gw // 2
+
+    def _grids(self, ids: torch.Tensor, hs: list[torch.Tensor], t: int, gh: int, gw: int) -> list[torch.Tensor]:
+        """Video-token states of the mapped layers, ``[t, gh, gw, D]`` each."""
+        vid_pos = (ids == self.video_id).nonzero().squeeze(-1)
+        return [hs[layer][vid_pos].view(t, gh, gw, -1).float() for layer in self.layers]
+
+    @torch.no_grad()
+    def predict(self, s: dict, depth_hw: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Head readout of one sample prepared with ``train=True`` (placeholders present).
+
+        Returns ``pose_enc [t, 9]``, ``depth [t, *depth_hw]`` (teacher units) and ``metric_scale``
+        (scalar), one entry per temporal group ``t`` (= frames in ``duplicate`` mode, pairs in ``pair``).
+        """
+        out, ids, hs, t, gh, gw = self._run(s)
+        return {"pose_enc": self.camera_head(hs[-1][ids == self.camera_id].float()),
+                "depth": self.depth_head(self._grids(ids, hs, t, gh, gw), tuple(depth_hw)),
+                "metric_scale": self.scale_head(hs[-1][ids == self.scale_id].float()).reshape(())}
+
+    def _one(self, s: dict) -> dict[str, torch.Tensor]:
+        out, ids, hs, t, gh, gw = self._run(s)
+        dev = hs[-1].device
         zero = hs[-1].sum() * 0
         terms = {k: zero for k in ("lm", "camera", "camera_t", "camera_quat", "camera_fov", "depth", "depth_l1",
                                    "depth_grad", "scale", "distill")}
         labels = s["labels"].to(dev)[0]
         if self.loss_cfg.lm and (labels != -100).any():
             terms["lm"] = F.cross_entropy(out.logits[0, :-1].float(), labels[1:], ignore_index=-100)
-        t, gh, gw = (int(x) for x in inputs["video_grid_thw"][0])
-        gh, gw = gh // 2, gw // 2
-        vid_pos = (ids == self.video_id).nonzero().squeeze(-1)
         step = 1 if self.cfg.frame_mode == "duplicate" else 2
         tg = s["targets"]
         if self.loss_cfg.camera and "pose_enc" in tg:
@@ -161,7 +180,7 @@ class GeoStudent(nn.Module):
         if self.loss_cfg.scale and "metric_scale" in tg:
             pred = self.scale_head(hs[-1][ids == self.scale_id].float())
             terms["scale"] = scale_loss(pred, tg["metric_scale"].to(dev).reshape(1))
-        grids = [hs[layer][vid_pos].view(t, gh, gw, -1).float() for layer in self.layers]
+        grids = self._grids(ids, hs, t, gh, gw)
         if self.loss_cfg.distill and "features" in tg:
             feats = [tg["features"][layer][::step].to(dev)[:t] for layer in self.cfg.teacher_layers]
             preds = [head(g, f.shape[1:3]) for head, g, f in zip(self.distill_heads, grids, feats, strict=True)]
