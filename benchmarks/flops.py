@@ -1,8 +1,16 @@
-"""FLOP model of one training step: student with cached targets vs the same step running the
-teachers online (the paper's official design). Counts multiply-adds x 2 of the matmuls and
-attention (softmax/norms ignored); used by ``cached_vs_online.py`` for the FLOP-ideal ratio.
+"""FLOP model of one training step at the paper's real sizes: the student with cached targets vs
+the same step running the teachers online (the paper's official design).
 
-    python benchmarks/flops.py          # prints the paper-size numbers
+- Teachers: counted exactly by ``torch.utils.flop_counter.FlopCounterMode`` running geovr's
+  VGGT-1B (aggregator + camera head + DPT depth head) and transformers' Depth Anything V2 Large
+  (metric) on **meta tensors** at 504x378 (no weights, no compute, seconds on a CPU).
+- Student (Qwen3-VL-2B, frozen vision tower): analytic, multiply-adds x 2 of the matmuls and
+  attention, forward + backward = 3x forward for the LLM (LM head over the full vocabulary
+  included), forward only for the vision tower; norms/softmax ignored.
+
+``cached_vs_online.py`` prints these next to its measured ratio.
+
+    python benchmarks/flops.py          # prints the paper-size numbers for 8..64 frames
 """
 
 from __future__ import annotations
@@ -36,28 +44,10 @@ class ViT:
         return self.layers * n_seqs * 4 * seq * seq * self.dim  # QK^T and AV
 
 
-def vggt_forward(frames: int, patches: int, dim: int = 1024, depth: int = 24, dpt_gflop_per_frame: float = 0.0) -> float:
-    """VGGT aggregator (DINOv2 patch embed + alternating frame/global blocks) forward FLOPs."""
-    p = patches + 5  # camera + 4 registers
-    dino = ViT(24 if dim == 1024 else depth, dim, 4 * dim, patches + 5)
-    blocks = ViT(depth, dim, 4 * dim, p)
-    n = frames * p
-    total = dino.linear(frames * (patches + 5)) + dino.attention(patches + 5, frames)
-    total += 2 * blocks.linear(n)  # frame + global blocks
-    total += blocks.attention(p, frames)  # frame attention: within each frame
-    total += blocks.attention(n, 1)  # global attention: across all frames of the clip
-    return total + frames * dpt_gflop_per_frame * 1e9
-
-
-def metric_teacher_forward(frames: int, patches: int, dim: int = 1024, depth: int = 24) -> float:
-    """A ViT-L monocular metric-depth teacher (per frame) forward FLOPs (head ignored)."""
-    vit = ViT(depth, dim, 4 * dim, patches + 1)
-    return vit.linear(frames * (patches + 1)) + vit.attention(patches + 1, frames)
-
-
-def student_step(llm: ViT, vision: ViT, llm_tokens: int, vision_patches: int, vision_seqs: int) -> float:
-    """Student step FLOPs: frozen vision tower forward only + LLM forward and backward (3x)."""
-    fwd_llm = llm.linear(llm_tokens) + llm.attention(llm_tokens, 1)
+def student_step(llm: ViT, vision: ViT, llm_tokens: int, vision_patches: int, vision_seqs: int,
+                 vocab: int = 151936) -> float:
+    """Student step FLOPs: frozen vision tower forward only + LLM (with LM head) forward and backward (3x)."""
+    fwd_llm = llm.linear(llm_tokens) + llm.attention(llm_tokens, 1) + 2 * llm.dim * vocab * llm_tokens
     fwd_vis = vision.linear(vision_patches) + vision.attention(vision_patches // vision_seqs, vision_seqs)
     return fwd_vis + 3 * fwd_llm
 
@@ -70,12 +60,37 @@ def paper_sizes(frames: int = 32) -> dict[str, float]:
     llm_tokens = groups * (300 + 1) + 1 + 120  # 300 merged tokens + camera token per frame, scale token, text
     vision_patches = groups * 300 * 4  # 2x2 patches per merged token (each patch spans both duplicates)
     student = student_step(llm, vision, llm_tokens, vision_patches, groups)
-    teacher = vggt_forward(frames, 27 * 36) + metric_teacher_forward(frames, 27 * 36)
-    return {"student_step": student, "teacher_forward": teacher, "ideal_ratio": (student + teacher) / student}
+    vggt, metric = counted_teachers(frames)
+    teacher = vggt + metric
+    return {"student_step": student, "teacher_forward": teacher, "vggt": vggt, "metric": metric,
+            "ideal_ratio": (student + teacher) / student}
+
+
+def counted_teachers(frames: int, hw: tuple[int, int] = (378, 504)) -> tuple[float, float]:
+    """``(VGGT-1B forward, Depth Anything V2 Large forward)`` FLOPs on ``frames`` frames, counted on meta tensors."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+
+    from geovr.extract.teachers.vggt.model import VGGT, VGGTConfig
+
+    with torch.device("meta"):
+        vggt = VGGT(VGGTConfig.vggt_1b())
+        with FlopCounterMode(display=False) as fc:
+            vggt(torch.empty(1, frames, 3, *hw), layers=(4, 11, 17, 23), frames_chunk=8)
+        backbone = Dinov2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                intermediate_size=4096, image_size=518, patch_size=14, out_indices=[5, 12, 18, 24],
+                                reshape_hidden_states=False)
+        da = DepthAnythingForDepthEstimation(DepthAnythingConfig(
+            backbone_config=backbone, reassemble_hidden_size=1024, neck_hidden_sizes=[256, 512, 1024, 1024],
+            fusion_hidden_size=256, depth_estimation_type="metric", max_depth=20))
+        with FlopCounterMode(display=False) as fm:
+            da(pixel_values=torch.empty(frames, 3, *hw))
+    return float(fc.get_total_flops()), float(fm.get_total_flops())
 
 
 if __name__ == "__main__":
     for f in (8, 16, 32, 64):
         r = paper_sizes(f)
-        print(f"{f:>3} frames: student step {r['student_step'] / 1e12:8.1f} TFLOP  teachers {r['teacher_forward'] / 1e12:8.1f}"
-              f" TFLOP  FLOP-ideal online/cached = {r['ideal_ratio']:.2f}x")
+        print(f"{f:>3} frames: student step {r['student_step'] / 1e12:7.1f} TFLOP  VGGT {r['vggt'] / 1e12:7.1f}  metric "
+              f"{r['metric'] / 1e12:6.1f} TFLOP  FLOP-ideal online/cached = {r['ideal_ratio']:.2f}x")
