@@ -2,7 +2,7 @@
 
 Every step is the real CLI, run as a subprocess and printed first, so the demo doubles as a
 copy-paste tutorial: synth -> extract (oracle teacher; tiny random VGGT) -> verify -> synthetic QA -> train (tiny
-Qwen3-VL, DeepSpeed ZeRO-2) -> eval (VSI-Bench format on the exported model).
+Qwen3-VL, DeepSpeed ZeRO-2) -> eval (VSI-Bench format on the exported model; its geometry heads; the VGGT store).
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ def steps(out: Path, train_steps: int) -> list[tuple[str, list[str]]]:
         ("score the exported student on the synthetic benchmark",
          ["eval", "vsibench", "--bench", str(out / "bench"), "--model", str(out / "run" / "export"),
           "--frames", "8", "--limit", "16", "--out", str(out / "vsibench")]),
+        ("read out the student's own geometry heads (poses, depth, scale) against the ground truth",
+         ["eval", "geometry", "--model", str(out / "run" / "export"), "--ref", str(o), "--out",
+          str(out / "student_geometry.json")]),
         ("score the tiny VGGT's poses and depth against the ground truth (untrained: expect poor scores)",
          ["eval", "geometry", "--pred", str(out / "store_vggt"), "--ref", str(o), "--out",
           str(out / "geometry.json")]),
