@@ -9,14 +9,15 @@ from geovr.train.config import DataConfig
 from geovr.train.data import TrainData
 from geovr.train.losses import LossConfig
 from geovr.train.student.collate import prepare_sample
-from geovr.train.student.model import StudentConfig, load_student
+from geovr.train.student.model import StudentConfig, load_student, resolve_model_path
 
 
 def _loss_and_grads(store, qa, cache, checkpointing):
-    torch.manual_seed(0)  # same head initialisation in both runs
     data = TrainData(DataConfig(stores=[str(store)], instructions=[str(qa)]), seed=0)
     cfg = StudentConfig(model="tiny-qwen3vl", tiny_cache=cache, gradient_checkpointing=checkpointing,
                         teacher_feature_dim=data.teacher_dim, teacher_layers=data.teacher_layers)
+    resolve_model_path(cfg)  # build the tiny folder (if needed) before seeding: building draws random numbers
+    torch.manual_seed(0)  # same head initialisation in both runs
     student, processor = load_student(cfg, LossConfig())
     student.train()
     calls = []
