@@ -53,7 +53,7 @@ def sizes(div: int) -> dict:
         "vggt": {"embed_dim": w(1024), "depth": 24, "num_heads": 16, "dpt_features": w(256),
                  "dpt_out_channels": [w(256), w(512), w(1024), w(1024)]},
         "metric": {"hidden": w(1024), "layers": 24, "heads": 16},
-        "heads": {"head_hidden": w(1024), "depth_channels": [w(256), w(512), w(1024), w(1024)],
+        "heads": {"camera_hidden": w(1536), "scale_hidden": w(512), "depth_channels": [w(256), w(512), w(1024), w(1024)],
                   "depth_features": w(256)},
     }
 

@@ -48,3 +48,17 @@ def test_gradient_checkpointing_recomputes_layers_and_gives_the_same_gradients(o
     assert g0.keys() == g1.keys() and len(g0) > 10
     for name in g0:
         torch.testing.assert_close(g1[name], g0[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_head_widths_follow_the_config_and_the_paper_recipe(tmp_path_factory):
+    from geovr.train.config import load_config
+
+    cache = os.environ.get("GEOVR_TEST_CACHE") or str(tmp_path_factory.mktemp("tiny"))
+    cfg = StudentConfig(model="tiny-qwen3vl", tiny_cache=cache, camera_hidden=24, scale_hidden=12,
+                        teacher_feature_dim=40, teacher_layers=[1, 2])
+    student, _ = load_student(cfg, LossConfig())
+    assert student.camera_head.trunk[1].out_features == 24 and student.scale_head.net[1].out_features == 12
+    assert [h.net[1].out_features for h in student.distill_heads] == [40, 40]  # None = teacher width
+    assert [h.net[3].out_features for h in student.distill_heads] == [40, 40]
+    paper = load_config("paper_qwen3vl_2b").model
+    assert (paper.camera_hidden, paper.scale_hidden, paper.distill_hidden) == (1536, 512, None)

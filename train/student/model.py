@@ -53,8 +53,12 @@ class StudentConfig:
     """Channels of the cached teacher features (set from the store by the trainer)."""
     teacher_layers: list[int] = field(default_factory=lambda: [4, 11, 17, 23])
     """Teacher layers of the cached features, in order (set from the store by the trainer)."""
-    head_hidden: int = 256
-    """Hidden width of the camera / scale / distill MLPs (paper: 1536 / 512 / 1024)."""
+    camera_hidden: int = 1536
+    """Hidden width of the camera head MLP (paper: 1536)."""
+    scale_hidden: int = 512
+    """Hidden width of the scale head MLP (paper: 512)."""
+    distill_hidden: int | None = None
+    """Hidden width of each distillation projector; None = the teacher's feature width (paper: 1024 = C)."""
     depth_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
     """DPT projection widths per mapped layer (paper: 256, 512, 1024, 1024)."""
     depth_features: int = 32
@@ -97,10 +101,11 @@ class GeoStudent(nn.Module):
         self.scale_embed = nn.Embedding(1, dim)
         nn.init.normal_(self.camera_embed.weight, std=0.02)
         nn.init.normal_(self.scale_embed.weight, std=0.02)
-        self.camera_head = CameraHead(dim, cfg.head_hidden)
-        self.scale_head = ScaleHead(dim, cfg.head_hidden)
+        self.camera_head = CameraHead(dim, cfg.camera_hidden)
+        self.scale_head = ScaleHead(dim, cfg.scale_hidden)
         self.distill_heads = nn.ModuleList(
-            DistillHead(dim, cfg.teacher_feature_dim, cfg.head_hidden) for _ in cfg.teacher_layers
+            DistillHead(dim, cfg.teacher_feature_dim, cfg.distill_hidden or cfg.teacher_feature_dim)
+            for _ in cfg.teacher_layers
         )
         self.depth_head = DepthHead(dim, tuple(cfg.depth_channels), cfg.depth_features)
         hf_model.get_input_embeddings().register_forward_hook(self._swap_placeholders)
