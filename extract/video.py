@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geovr.extract.seek import NotIndexable, index_packets, read_sparse
 from geovr.shared.schema import ResizeSpec
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -87,21 +88,36 @@ def _decode(path: Path, wanted: set[int], count_all: bool = False) -> tuple[dict
     return frames, count, fps
 
 
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise VideoError(f"{path}: video file not found")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty (zero-length) video file")
+
+
 def count_frames(path: str | Path) -> tuple[int, float]:
-    """``(decodable frames, stream fps)`` of a video file, decoding without converting any frame."""
-    _, count, fps = _decode(Path(path), set(), count_all=True)
-    return count, fps
+    """``(frames, stream fps)`` of a video file: packets counted by one demux pass (no decoding),
+    or, for streams without timestamps, by decoding (container metadata is unreliable either way)."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        index = index_packets(path)
+        return index.num_frames, index.fps
+    except NotIndexable:
+        _, count, fps = _decode(path, set(), count_all=True)
+        return count, fps
 
 
 def probe(path: str | Path) -> SourceInfo:
-    """Count decodable frames (by decoding: container metadata is unreliable) and hash the source."""
+    """Frame count, fps and size of a source (first frame decoded), and its content hash."""
     path = Path(path)
     if path.is_dir():
         files = _image_files(path)
         first = load_image(files[0])
         return SourceInfo(len(files), float("nan"), first.shape[:2], content_sha256(path))
-    frames, count, fps = _decode(path, {0}, count_all=True)
-    return SourceInfo(count, fps, frames[0].shape[:2], content_sha256(path))
+    count, fps = count_frames(path)
+    first = read_frames(path, np.zeros(1, np.int64))[0]
+    return SourceInfo(count, fps, first.shape[:2], content_sha256(path))
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -122,7 +138,14 @@ def read_frames(path: str | Path, indices: np.ndarray) -> np.ndarray:
         if int(indices.max()) >= len(files):
             raise VideoError(f"{path}: frame {int(indices.max())} requested, folder has {len(files)} images")
         return np.stack([load_image(files[int(i)]) for i in indices])
-    frames, count, _ = _decode(path, {int(i) for i in indices})
+    _check_file(path)
+    try:  # seek to each wanted frame's keyframe instead of decoding everything before it
+        frames = read_sparse(path, index_packets(path), indices)
+        count = -1
+    except (NotIndexable, Exception):  # noqa: BLE001 - any PyAV trouble: the sequential decode decides
+        frames = {}
+    if any(int(i) not in frames for i in indices):
+        frames, count, _ = _decode(path, {int(i) for i in indices})
     missing = [int(i) for i in indices if int(i) not in frames]
     if missing:
         raise VideoError(f"{path}: truncated: frames {missing[:5]} not decodable ({count} frames decoded)")
