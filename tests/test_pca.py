@@ -70,3 +70,18 @@ def test_training_data_decodes_pca_targets_to_the_teacher_width(stores, tmp_path
     assert data.teacher_dim == 64
     feats = data.sample(0).targets["features"]
     assert all(f.shape == (4, 3, 4, 64) and f.dtype == np.float32 for f in feats.values())
+
+
+def test_pca_features_decode_with_plain_zarr_as_documented(stores):
+    import pyarrow.parquet as pq
+    import zarr
+
+    store = str(stores["pca_zarr"])
+    row = next(r for r in pq.read_table(f"{store}/clips.parquet").to_pylist() if r["clip_id"] == "synth_0001")
+    g = zarr.open_group(f"{store}/shards/{row['shard']}", mode="r")
+    off = g["clip_offsets"][:]
+    a, b = int(off[row["row"]]), int(off[row["row"] + 1])
+    codes = g["feat_l04"][a:b].astype(np.float32) * g["feat_l04_scale"][row["row"]]  # int8 -> float
+    x = codes @ g["feat_l04_pca_basis"][row["row"]].astype(np.float32) + g["feat_l04_pca_mean"][row["row"]]
+    expected = StoreReader(store)["synth_0001"].decoded_features("int8")[4]
+    np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-5)
