@@ -43,16 +43,18 @@ LAYERS = (4, 11, 17, 23)
 
 
 def sizes(div: int) -> dict:
-    """Paper widths divided by ``div``; heads keep their counts where the head size allows."""
+    """Paper widths divided by ``div``; heads scale with the width at the real head sizes (ViTs 64,
+    LLM 16 here: the tiny builder's M-RoPE sections are laid out for head size 16)."""
     w = lambda x: max(x // div, 16)  # noqa: E731
+    vit_heads = max(w(1024) // 64, 1)
     return {
         "text": {"hidden_size": w(2048), "intermediate_size": w(6144), "num_hidden_layers": 28,
                  "num_attention_heads": w(2048) // 16, "num_key_value_heads": w(2048) // 32},
-        "vision": {"depth": 24, "hidden_size": w(1024), "intermediate_size": w(4096), "num_heads": 16,
+        "vision": {"depth": 24, "hidden_size": w(1024), "intermediate_size": w(4096), "num_heads": vit_heads,
                    "out_hidden_size": w(2048), "deepstack_visual_indexes": [5, 11, 17], "num_position_embeddings": 2304},
-        "vggt": {"embed_dim": w(1024), "depth": 24, "num_heads": 16, "dpt_features": w(256),
+        "vggt": {"embed_dim": w(1024), "depth": 24, "num_heads": vit_heads, "dpt_features": w(256),
                  "dpt_out_channels": [w(256), w(512), w(1024), w(1024)]},
-        "metric": {"hidden": w(1024), "layers": 24, "heads": 16},
+        "metric": {"hidden": w(1024), "layers": 24, "heads": vit_heads},
         "heads": {"camera_hidden": w(1536), "scale_hidden": w(512), "depth_channels": [w(256), w(512), w(1024), w(1024)],
                   "depth_features": w(256)},
     }
