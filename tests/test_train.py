@@ -52,9 +52,11 @@ def test_zero2_one_process_logs_every_term_and_exports_a_plain_hf_model(env, ora
 
 def test_resume_continues_exactly(env, oracle_store, tmp_path):
     store, qa = oracle_store
-    full = _train(env, store, qa, tmp_path / "a", "run.max_steps=4", "run.save_every=100")
-    _train(env, store, qa, tmp_path / "b", "run.max_steps=4", "run.stop_at=2", "run.export=false")
-    resumed = _train(env, store, qa, tmp_path / "b", "run.max_steps=4", "run.resume=true", "run.export=false")
+    # samples are a pure function of the position: in-process (0 workers) and 2 DataLoader workers agree
+    full = _train(env, store, qa, tmp_path / "a", "run.max_steps=4", "run.save_every=100", "data.workers=0")
+    _train(env, store, qa, tmp_path / "b", "run.max_steps=4", "run.stop_at=2", "run.export=false", "data.workers=2")
+    resumed = _train(env, store, qa, tmp_path / "b", "run.max_steps=4", "run.resume=true", "run.export=false",
+                     "data.workers=2")
     assert [m["step"] for m in resumed] == [1, 2, 3, 4]
     for k in ("loss", *TERMS):
         assert resumed[2][k] == pytest.approx(full[2][k], rel=1e-6, abs=1e-7), k

@@ -34,6 +34,8 @@ class DataConfig:
     sampling: dict[str, Any] | None = None
     """Expected frame-sampling config (``geovr.shared.sampling.SamplingConfig`` fields); None = the stores' own,
     which must then agree with each other."""
+    workers: int = 2
+    """DataLoader worker processes preparing samples (store read, JPEG decode, processor); 0 = in the trainer."""
 
 
 @dataclass

@@ -41,7 +41,8 @@ def read_instructions(path: str | Path) -> list[tuple[str, list[dict]]]:
 class TrainData:
     """All items of a run and the samples they turn into."""
 
-    def __init__(self, cfg: DataConfig, seed: int) -> None:
+    def __init__(self, cfg: DataConfig, seed: int, check: bool = True) -> None:
+        """``check=False`` (DataLoader workers) skips the sampling-contract check and the feature-width probe."""
         from geovr.shared.stores import StoreReader
 
         if not cfg.stores:
@@ -51,7 +52,8 @@ class TrainData:
         for i, r in enumerate(self.readers):
             for cid in r.clip_ids:
                 self.where.setdefault(cid, i)
-        self._check_sampling(cfg)
+        if check:
+            self._check_sampling(cfg)
         qa = [item for p in cfg.instructions for item in read_instructions(p)]
         missing = sorted({cid for cid, _ in qa if cid not in self.where})
         if missing:
@@ -66,9 +68,11 @@ class TrainData:
         header = self.readers[0].header
         self.feature_dtype = header.features.dtype
         self.teacher_layers = list(header.features.layers)
-        first = self.readers[0][self.readers[0].clip_ids[0]]
-        feats = first.decoded_features(self.feature_dtype) if first.features else {}
-        self.teacher_dim = int(feats[self.teacher_layers[0]].shape[-1]) if feats else 0
+        self.teacher_dim = 0
+        if check:
+            first = self.readers[0][self.readers[0].clip_ids[0]]
+            feats = first.decoded_features(self.feature_dtype) if first.features else {}
+            self.teacher_dim = int(feats[self.teacher_layers[0]].shape[-1]) if feats else 0
 
     def _check_sampling(self, cfg: DataConfig) -> None:
         samplings = {json.dumps(r.header.sampling, sort_keys=True) for r in self.readers}

@@ -67,7 +67,7 @@ def train(cfg: TrainConfig) -> dict:  # noqa: C901
 
     from geovr.train.data import TrainData
     from geovr.train.export import export
-    from geovr.train.student.collate import prepare_sample
+    from geovr.train.loader import PreparedSamples, sample_loader
     from geovr.train.student.model import load_student
 
     _dist_env()
@@ -101,6 +101,10 @@ def train(cfg: TrainConfig) -> dict:  # noqa: C901
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, out / "config.yaml")
+    samples = sample_loader(PreparedSamples(cfg.data, cfg.run.seed, processor, cfg.model.frame_mode, start,
+                                            cfg.run.max_steps, rank, world, cfg.optim.grad_accum, data),
+                            cfg.data.workers)
+    batches = iter(samples)
     metrics_path = out / "metrics.jsonl"
     last: dict = {}
     bar = tqdm(range(start, cfg.run.max_steps), desc="train", unit="step", disable=rank != 0,
@@ -108,10 +112,8 @@ def train(cfg: TrainConfig) -> dict:  # noqa: C901
     for step in bar:
         t0 = time.perf_counter()
         sums: dict[str, float] = {}
-        for micro in range(cfg.optim.grad_accum):
-            pos = data.position(step, micro, rank, world, cfg.optim.grad_accum)
-            sample = prepare_sample(processor, data.sample(pos), cfg.model.frame_mode)
-            terms = engine([sample])
+        for _ in range(cfg.optim.grad_accum):
+            terms = engine([next(batches)])
             engine.backward(terms["loss"])
             engine.step()
             for k, v in terms.items():
