@@ -133,6 +133,16 @@ class _ShardWriterThread(threading.Thread):
         self.build_failed: list[tuple[str, str]] = []
         self.error: BaseException | None = None
 
+    def put(self, item: Any) -> None:
+        """Queue ``item``; raises instead of blocking forever if this thread has died."""
+        while True:
+            try:
+                self.q.put(item, timeout=1.0)
+                return
+            except queue.Full:
+                if not self.is_alive():
+                    raise RuntimeError(f"shard writer failed: {self.error}") from self.error
+
     @staticmethod
     def _key(clip: Any) -> tuple:
         return (clip.resize.out_hw, clip.depth.shape[1:], tuple(sorted((k, v.shape[1:]) for k, v in clip.features.items())))
@@ -239,7 +249,7 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
 
     def fail(row: CorpusRow, reason: str) -> None:
         failed.append((row.clip_id, reason))
-        thread.q.put(("failure", ClipFailure(clip_id=row.clip_id, uri=str(row.uri), reason=reason)))
+        thread.put(("failure", ClipFailure(clip_id=row.clip_id, uri=str(row.uri), reason=reason)))
 
     for item in loader:
         row = item["row"]
@@ -268,14 +278,15 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
             fail(row, f"{type(exc).__name__}: {exc}")
             bar.update(1)
             continue
-        thread.q.put(("clip", dict(clip_id=row.clip_id, video=item["video"], frame_indices=plan.indices,
+        thread.put(("clip", dict(clip_id=row.clip_id, video=item["video"], frame_indices=plan.indices,
                                    timestamps=plan.timestamps, resize=plan.resize, frames=frames, out=out,
                                    header=header, metric_scale=scale, scale_source=source, scale_model=scale_model)))
         stored += 1
         frames_done += len(plan.indices)
         bar.update(1)
         bar.set_postfix(frames_per_s=f"{frames_done / max(bar.format_dict['elapsed'], 1e-9):.1f}")
-    thread.q.put(None)
+    if thread.is_alive():
+        thread.put(None)
     thread.join()
     bar.close()
     if thread.error is not None:

@@ -181,3 +181,14 @@ def test_tiny_vggt_extraction_runs_end_to_end(synth_corpus, tmp_path):
     assert reader.header.teacher.name == "vggt" and list(reader.header.features.layers) == [0, 1, 2, 3]
     assert clip.scale_source == "ground_truth" and clip.metric_scale > 0  # least squares against GT depth
     assert clip.features[0].shape[-1] == 32 and clip.depth.shape == (4, *clip.resize.out_hw)
+
+
+def test_a_failing_shard_writer_stops_the_job_with_its_error(synth_corpus, tmp_path, monkeypatch):
+    from geovr.shared.stores import StoreWriter
+
+    def broken(self, clips, failures=()):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(StoreWriter, "write_shard", broken)
+    with pytest.raises(RuntimeError, match="shard writer failed: disk full"):
+        _extract(synth_corpus, tmp_path / "store")
