@@ -31,10 +31,17 @@ class PacketIndex:
     """int64 ``[K]``: sorted pts of the keyframes (where decoding can start)."""
     fps: float
     """Average frame rate of the stream (NaN if unknown)."""
+    hw: tuple[int, int]
+    """Frame size ``(height, width)`` in pixels, from the codec parameters."""
 
     @property
     def num_frames(self) -> int:
         return int(len(self.pts))
+
+
+def stream_fps(stream) -> float:
+    """Average frame rate of a PyAV video stream (NaN if the container does not say)."""
+    return float(stream.average_rate) if stream.average_rate else float("nan")
 
 
 def index_packets(path: Path) -> PacketIndex:
@@ -46,7 +53,7 @@ def index_packets(path: Path) -> PacketIndex:
             if not container.streams.video:
                 raise NotIndexable(f"{path}: no video stream")
             stream = container.streams.video[0]
-            fps = float(stream.average_rate) if stream.average_rate else float("nan")
+            fps, hw = stream_fps(stream), (int(stream.codec_context.height), int(stream.codec_context.width))
             pts, keys = [], []
             for packet in container.demux(stream):
                 if packet.size == 0:  # the demuxer's final flush packet
@@ -60,9 +67,9 @@ def index_packets(path: Path) -> PacketIndex:
         raise
     except Exception as exc:  # PyAV raises several error types for corrupt input
         raise NotIndexable(f"{path}: cannot demux ({type(exc).__name__}: {exc})") from exc
-    if not pts or not keys or len(set(pts)) != len(pts):
+    if not pts or not keys or len(set(pts)) != len(pts) or min(hw) <= 0:
         raise NotIndexable(f"{path}: no usable packet index")
-    return PacketIndex(np.sort(np.asarray(pts, np.int64)), np.sort(np.asarray(keys, np.int64)), fps)
+    return PacketIndex(np.sort(np.asarray(pts, np.int64)), np.sort(np.asarray(keys, np.int64)), fps, hw)
 
 
 def read_sparse(path: Path, index: PacketIndex, indices: np.ndarray) -> dict[int, np.ndarray]:

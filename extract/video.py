@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geovr.extract.seek import NotIndexable, index_packets, read_sparse
+from geovr.extract.seek import NotIndexable, index_packets, read_sparse, stream_fps
 from geovr.shared.schema import ResizeSpec
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -58,13 +58,18 @@ def content_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _decode(path: Path, wanted: set[int], count_all: bool = False) -> tuple[dict[int, np.ndarray], int, float]:
-    import av
-
+def _check_file(path: Path) -> None:
     if not path.is_file():
         raise VideoError(f"{path}: video file not found")
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: empty (zero-length) video file")
+
+
+def _decode(path: Path, wanted: set[int], count_all: bool = False) -> tuple[dict[int, np.ndarray], int, float]:
+    """Sequential decode from the start: the wanted frames, the frames decoded, the stream fps."""
+    import av
+
+    _check_file(path)
     frames: dict[int, np.ndarray] = {}
     count = 0
     try:
@@ -72,7 +77,7 @@ def _decode(path: Path, wanted: set[int], count_all: bool = False) -> tuple[dict
             if not container.streams.video:
                 raise VideoError(f"{path}: no video stream")
             stream = container.streams.video[0]
-            fps = float(stream.average_rate) if stream.average_rate else float("nan")
+            fps = stream_fps(stream)
             for frame in container.decode(stream):
                 if count in wanted:
                     frames[count] = frame.to_ndarray(format="rgb24")
@@ -88,36 +93,33 @@ def _decode(path: Path, wanted: set[int], count_all: bool = False) -> tuple[dict
     return frames, count, fps
 
 
-def _check_file(path: Path) -> None:
-    if not path.is_file():
-        raise VideoError(f"{path}: video file not found")
-    if path.stat().st_size == 0:
-        raise VideoError(f"{path}: empty (zero-length) video file")
-
-
-def count_frames(path: str | Path) -> tuple[int, float]:
-    """``(frames, stream fps)`` of a video file: packets counted by one demux pass (no decoding),
-    or, for streams without timestamps, by decoding (container metadata is unreliable either way)."""
-    path = Path(path)
+def _count(path: Path) -> tuple[int, float, tuple[int, int]]:
+    """``(frames, fps, (H, W))``: one demux pass (no decoding), or a full decode for streams
+    without timestamps (container metadata is unreliable either way)."""
     _check_file(path)
     try:
         index = index_packets(path)
-        return index.num_frames, index.fps
+        return index.num_frames, index.fps, index.hw
     except NotIndexable:
-        _, count, fps = _decode(path, set(), count_all=True)
-        return count, fps
+        frames, count, fps = _decode(path, {0}, count_all=True)
+        return count, fps, frames[0].shape[:2]
+
+
+def count_frames(path: str | Path) -> tuple[int, float]:
+    """``(frames, stream fps)`` of a video file (see :func:`probe`)."""
+    count, fps, _ = _count(Path(path))
+    return count, fps
 
 
 def probe(path: str | Path) -> SourceInfo:
-    """Frame count, fps and size of a source (first frame decoded), and its content hash."""
+    """Frame count, fps and frame size of a source, and its content hash."""
     path = Path(path)
     if path.is_dir():
         files = _image_files(path)
         first = load_image(files[0])
         return SourceInfo(len(files), float("nan"), first.shape[:2], content_sha256(path))
-    count, fps = count_frames(path)
-    first = read_frames(path, np.zeros(1, np.int64))[0]
-    return SourceInfo(count, fps, first.shape[:2], content_sha256(path))
+    count, fps, hw = _count(path)
+    return SourceInfo(count, fps, hw, content_sha256(path))
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -141,8 +143,7 @@ def read_frames(path: str | Path, indices: np.ndarray) -> np.ndarray:
     _check_file(path)
     try:  # seek to each wanted frame's keyframe instead of decoding everything before it
         frames = read_sparse(path, index_packets(path), indices)
-        count = -1
-    except (NotIndexable, Exception):  # noqa: BLE001 - any PyAV trouble: the sequential decode decides
+    except Exception:  # noqa: BLE001 - not indexable, or any PyAV trouble: the sequential decode decides
         frames = {}
     if any(int(i) not in frames for i in indices):
         frames, count, _ = _decode(path, {int(i) for i in indices})

@@ -42,6 +42,7 @@ def test_seeking_equals_sequential_decoding(long_video):
         expect, count = _sequential(long_video, idx)
         np.testing.assert_array_equal(read_frames(long_video, idx), expect)
     assert count_frames(long_video) == (count, 30.0) == (300, 30.0)
+    assert video.probe(long_video).hw == expect.shape[1:3] == (96, 160)  # from codec parameters, no decode
 
 
 def test_streams_without_an_index_fall_back_to_sequential_decoding(long_video, monkeypatch):
