@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
+
+from geovr.shared.stores.fsio import write_folder_once
 
 
 class MetricDepthModel:
@@ -85,15 +86,9 @@ def write_random_depth_anything(out_dir: str | Path, hidden: int = 32, layers: i
     proc = DPTImageProcessor(size={"height": image_size, "width": image_size}, keep_aspect_ratio=True,
                              ensure_multiple_of=14, do_pad=False,
                              image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
-    tmp = out.with_name(f"{out.name}.tmp-{np.random.SeedSequence().entropy % 10**9}")
-    model.save_pretrained(tmp)
-    proc.save_pretrained(tmp)
-    try:
-        tmp.rename(out)
-    except OSError:
-        import shutil
 
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (out / "config.json").is_file():
-            raise
-    return out
+    def write(tmp: str) -> None:
+        model.save_pretrained(tmp)
+        proc.save_pretrained(tmp)
+
+    return Path(write_folder_once(str(out), write, "config.json"))

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["TMP_PREFIX", "atomic_write_bytes", "atomic_write_json", "fsync_dir", "fsync_tree", "resolve", "tmp_name"]
+__all__ = ["TMP_PREFIX", "atomic_write_bytes", "atomic_write_json", "fsync_dir", "fsync_tree", "resolve", "tmp_name",
+           "write_folder_once"]
 
 TMP_PREFIX = ".tmp-"
 """Prefix of every temporary file/directory a writer creates (removed by ``StoreWriter.done``)."""
@@ -29,6 +32,31 @@ def tmp_name(final: str) -> str:
     """A unique temporary sibling of ``final`` (same directory, ``TMP_PREFIX`` name)."""
     d, base = os.path.split(final)
     return os.path.join(d, f"{TMP_PREFIX}{base}-{uuid.uuid4().hex[:8]}")
+
+
+def write_folder_once(final: str, write: Callable[[str], None], marker: str) -> str:
+    """Build the local folder ``final`` once, even when several processes (ranks) try at the same time.
+
+    Each writes a temporary sibling with ``write(tmp)``; the first rename wins and the others drop
+    theirs. ``marker`` is a file every finished folder holds (``config.json``): a ``final`` that has
+    it is returned as is, and a losing rename is an error unless the winner's folder has it.
+    """
+    if os.path.isfile(os.path.join(final, marker)):
+        return final
+    tmp = tmp_name(final)
+    os.makedirs(tmp)
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.path.isfile(os.path.join(final, marker)):
+            raise
+    return final
 
 
 def fsync_dir(path: str) -> None:

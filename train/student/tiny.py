@@ -9,7 +9,6 @@ without a download.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 SPECIAL_TOKENS = [
@@ -104,21 +103,17 @@ def build_tiny_student_dir(out_dir: str | Path, family: str = "qwen3_vl", seed: 
                                       chat_template=CHAT_TEMPLATE.replace("{{ video_placeholder }}", VIDEO_BLOCK))
     else:
         raise ValueError(f"unknown student family {family!r}; known: qwen3_vl, qwen2_5_vl")
-    # Several ranks may build the same folder at once: each writes its own temp folder and the first
-    # rename wins. ``model.save_pretrained`` writes nothing on ranks != 0 once torch.distributed is
-    # up, so the weights are written with safetensors directly, which every rank does.
+    # Several ranks may build the same folder at once (write_folder_once: the first rename wins).
+    # ``model.save_pretrained`` writes nothing on ranks != 0 once torch.distributed is up, so the
+    # weights are written with safetensors directly, which every rank does.
     from safetensors.torch import save_model
 
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    model.config.save_pretrained(tmp)
-    model.generation_config.save_pretrained(tmp)
-    save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-    proc.save_pretrained(tmp)
-    try:
-        tmp.rename(out)
-    except OSError:
-        if not (out / "config.json").is_file():
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    from geovr.shared.stores.fsio import write_folder_once
+
+    def write(tmp: str) -> None:
+        model.config.save_pretrained(tmp)
+        model.generation_config.save_pretrained(tmp)
+        save_model(model, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        proc.save_pretrained(tmp)
+
+    return Path(write_folder_once(str(out), write, "config.json"))
