@@ -2,8 +2,8 @@
 
 A synthetic corpus is rendered once. Then, side by side on the same frames:
 
-- ``teacher forward only``: every clip is decoded beforehand exactly like the job does (probe,
-  ``plan_sampling``, ``read_frames``, ``crop_resize``); the teacher is built once and only
+- ``teacher forward only``: every clip is decoded beforehand by the job's own ``_ClipSource``
+  (probe, ``plan_sampling``, ``read_frames``, ``crop_resize``); the teacher is built once and only
   ``teacher(x, layers, ctx)`` is timed over all clips.
 - ``teacher build``: ``build_teacher`` alone (part of every job run, not of the forward row).
 - ``extract (fmt)``: ``run_extract`` over the whole corpus (``workers=2``, fresh output folder each
@@ -50,20 +50,21 @@ def teacher_setup(name: str):
 
 
 def decode_all(corpus: Path, sampling):
-    """Every clip decoded like the job's ``_ClipSource``: ``[(x [S,3,H,W] float in [0,1], ctx)]``."""
+    """Every clip decoded by the job's own ``_ClipSource``: ``[(x [S,3,H,W] float in [0,1], ctx)]``."""
     import torch
 
     from geovr.extract.corpus import read_corpus
+    from geovr.extract.runner import _ClipSource
     from geovr.extract.teachers import ClipContext
-    from geovr.extract.video import crop_resize, probe, read_frames
-    from geovr.shared.sampling import plan_sampling
 
+    source = _ClipSource(read_corpus(corpus), sampling)
     out = []
-    for row in read_corpus(corpus):
-        info = probe(row.uri)
-        plan = plan_sampling(info.num_frames, info.fps, info.hw, sampling, row.start_frame, row.end_frame)
-        frames = crop_resize(read_frames(row.uri, plan.indices), plan.resize)
-        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255.0)
+    for i in range(len(source)):
+        item = source[i]
+        if "error" in item:
+            raise SystemExit(f"{item['row'].uri}: {item['error']}")
+        row, plan = item["row"], item["plan"]
+        x = torch.from_numpy(item["frames"]).permute(0, 3, 1, 2).float().div(255.0)
         ctx = ClipContext(clip_id=row.clip_id, frame_indices=plan.indices, resize=plan.resize, gt_dir=row.gt_dir)
         out.append((x, ctx))
     return out

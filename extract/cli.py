@@ -66,8 +66,8 @@ def extract(
         if device:
             kwargs["device"] = device
     cfg = ExtractConfig(corpus=str(corpus), out=str(out), teacher=teacher, teacher_kwargs=kwargs, format=fmt,
-                        preset=preset, sampling=sampling, metric_depth=metric_depth, scale_from=scale_from, clips_per_shard=clips_per_shard, workers=workers,
-                        rank=r, world_size=w)
+                        preset=preset, sampling=sampling, metric_depth=metric_depth, scale_from=scale_from,
+                        clips_per_shard=clips_per_shard, workers=workers, rank=r, world_size=w)
     result = run_extract(cfg)
     typer.echo(summary(result))
     if w == 1:

@@ -52,8 +52,7 @@ def metric_teacher_scale(metric_model, frames, teacher_depth: np.ndarray, conf: 
 
     ``metric_model(frames)`` returns metres ``[S, H, W]``; teacher depth/confidence are ``[S, H, W]``.
     """
-    metric = metric_model(frames)
-    metric = metric.float().cpu().numpy() if hasattr(metric, "cpu") else np.asarray(metric, np.float32)
+    metric = metric_model(frames).float().cpu().numpy()
     if metric.shape != teacher_depth.shape:
         raise ValueError(f"metric depth {metric.shape} does not match teacher depth {teacher_depth.shape}")
     return least_squares_scale(metric, teacher_depth, alignment_mask(teacher_depth, conf, metric))
