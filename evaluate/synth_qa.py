@@ -115,13 +115,14 @@ def generate(corpus_dir: str | Path, out_dir: str | Path, seed: int = 0) -> Path
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from geovr.shared.tables import read_rows
     from geovr.synth.scene import load_scene
 
     corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
     manifest = corpus_dir / "corpus.parquet"
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest}: no corpus manifest (run `geovr synth` first)")
-    table = pq.read_table(manifest).to_pylist()
+    table = read_rows(manifest)
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
     (out_dir / DATASET).mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,7 @@ class VSIBenchConfig:
 
 def load_rows(cfg: VSIBenchConfig) -> list[dict]:
     """Benchmark rows of the chosen split, in file order."""
-    import pyarrow.parquet as pq
+    from geovr.shared.tables import read_rows
 
     root = Path(cfg.bench_dir)
     path = Path(cfg.annotations) if cfg.annotations else next(
@@ -65,7 +65,7 @@ def load_rows(cfg: VSIBenchConfig) -> list[dict]:
     if path is None or not path.is_file():
         raise FileNotFoundError(f"{root}: no test.parquet or test.jsonl (pass --annotations)")
     if path.suffix == ".parquet":
-        rows = pq.read_table(path).to_pylist()
+        rows = read_rows(path)
     else:
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if cfg.split not in SPLITS:

@@ -31,9 +31,9 @@ def read_corpus(path: str | Path) -> list[CorpusRow]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: corpus manifest not found")
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+        from geovr.shared.tables import read_rows
 
-        records = pq.read_table(path).to_pylist()
+        records = read_rows(path)
     elif path.suffix in (".jsonl", ".json"):
         records = []
         for n, line in enumerate(path.read_text().splitlines(), 1):

@@ -60,12 +60,12 @@ class StoreReader:
         self._shards: dict[str, Any] = {}
 
     def _load_table(self) -> None:
-        import pyarrow.parquet as pq
+        from geovr.shared.tables import read_rows
 
         path = f"{self.root}/{self.manifest.clips_table}"
         try:
             with self.fs.open(path, "rb") as f:
-                rows = pq.read_table(f).to_pylist()
+                rows = read_rows(f)
         except FileNotFoundError as e:
             raise CorruptStoreError(f"{path}: missing clip table") from e
         except Exception as e:

@@ -79,11 +79,11 @@ def verify_store(root: str, hashes: bool = True) -> list[str]:
 
 
 def _check_counts(fs: Any, tpath: str, man: Manifest) -> list[str]:
-    import pyarrow.parquet as pq
+    from geovr.shared.tables import read_rows
 
     try:
         with fs.open(tpath, "rb") as f:
-            table = pq.read_table(f).to_pylist()
+            table = read_rows(f)
     except Exception as e:
         return [f"{tpath}: unreadable parquet ({type(e).__name__}: {e})"]
     out = []
