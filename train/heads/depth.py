@@ -1,7 +1,8 @@
-"""DPT-style depth head on the mapped LLM layers' per-frame token grids.
+"""Depth heads on the mapped LLM layers' per-frame token grids, and ``build_depth_head`` choosing one.
 
-Each of the 4 layers' grids ``[S, gh, gw, D]`` is projected (1x1 conv) to its own width, resized
-by x4 / x2 / x1 / x0.5 (as VGGT's DPT reassembly), brought to a common resolution, fused
+``model.depth_head``: ``official`` (default; the paper's DPT variant, ``geovr.train.heads.dpt``) or
+``simple`` (``DepthHead`` below, about half the parameters). ``simple``: each of the 4 layers' grids
+``[S, gh, gw, D]`` is projected (1x1 conv) to its own width, resized by x4 / x2 / x1 / x0.5 (as VGGT's DPT reassembly), brought to a common resolution, fused
 coarse-to-fine with residual conv blocks, upsampled to the target depth size and activated
 with ``exp`` (depth > 0).
 """
@@ -11,6 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+DEPTH_HEADS = ("official", "simple")
+"""Values of ``model.depth_head``."""
 
 
 class _Residual(nn.Module):
@@ -46,3 +50,16 @@ class DepthHead(nn.Module):
             fused = block(x + F.interpolate(fused, size=x.shape[-2:], mode="bilinear", align_corners=False))
         fused = F.interpolate(fused, size=out_hw, mode="bilinear", align_corners=False)
         return torch.exp(self.out(fused).squeeze(1).clamp(max=20))
+
+
+def build_depth_head(dim: int, cfg) -> nn.Module:
+    """The depth head ``cfg.depth_head`` names (``cfg``: the student config's ``depth_*`` fields) at LLM width ``dim``."""
+    kind = getattr(cfg, "depth_head", "official")
+    if kind == "official":
+        from geovr.train.heads.dpt import OfficialDepthHead
+
+        return OfficialDepthHead(dim, tuple(cfg.depth_channels), cfg.depth_features,
+                                 getattr(cfg, "depth_target_patch", 28))
+    if kind == "simple":
+        return DepthHead(dim, tuple(cfg.depth_channels), cfg.depth_features)
+    raise ValueError(f"model.depth_head {kind!r} not in {DEPTH_HEADS}")

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geovr.train.heads import CameraHead, DepthHead, DistillHead, ScaleHead
+from geovr.train.heads import CameraHead, DistillHead, ScaleHead, build_depth_head
 from geovr.train.losses import LossConfig, camera_loss, depth_loss, distill_loss, scale_loss
 
 CAMERA_TOKEN = "<|box_start|>"
@@ -59,6 +59,11 @@ class StudentConfig:
     """Hidden width of the scale head MLP (paper: 512)."""
     distill_hidden: int | None = None
     """Hidden width of each distillation projector; None = the teacher's feature width (paper: 1024 = C)."""
+    depth_head: str = "official"
+    """``official`` (the paper's DPT variant: learned resampling, UV positional embeddings, pixel-shuffle
+    output; ``geovr.train.heads.dpt``) or ``simple`` (bilinear resizes, one residual unit per level)."""
+    depth_target_patch: int = 28
+    """Official head: twice the teacher's patch size (VGGT 14 -> 28); the output is a pixel shuffle by a quarter of it."""
     depth_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
     """DPT projection widths per mapped layer (paper: 256, 512, 1024, 1024)."""
     depth_features: int = 32
@@ -107,7 +112,7 @@ class GeoStudent(nn.Module):
             DistillHead(dim, cfg.teacher_feature_dim, cfg.distill_hidden or cfg.teacher_feature_dim)
             for _ in cfg.teacher_layers
         )
-        self.depth_head = DepthHead(dim, tuple(cfg.depth_channels), cfg.depth_features)
+        self.depth_head = build_depth_head(dim, cfg)
         hf_model.get_input_embeddings().register_forward_hook(self._swap_placeholders)
         if cfg.freeze_vision:
             for name, p in hf_model.model.visual.named_parameters():
