@@ -27,7 +27,7 @@ def _evaluate(export, store, qa):
 
     student, processor = load_exported(export)
     student.loss_cfg = LossConfig(lm=0.0)  # every geometry term on, whatever the run trained
-    data = TrainData(DataConfig(stores=[str(store)], instructions=[str(qa)]), seed=0)
+    data = TrainData(DataConfig(stores=[str(store)], instructions=[str(qa)], mix_clips_without_qa=True), seed=0)
     terms = {k: [] for k in GEOMETRY}
     with torch.no_grad():
         for pos in range(len(data)):

@@ -19,6 +19,14 @@ def train(
 ) -> None:
     """Train the student against cached targets under DeepSpeed ZeRO (resolved config saved per checkpoint)."""
     ov = list(overrides or []) + (["run.resume=true"] if resume else [])
+    from geovr.train.config import ConfigError, check_config, load_config
+
+    try:  # usage mistakes (unknown/renamed keys, a global batch the world size does not divide) before any launch
+        cfg = load_config(config, ov)
+        check_config(cfg, nproc * nnodes)
+    except (ConfigError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     if nproc > 1 or nnodes > 1:
         import os
         import sys
@@ -27,8 +35,7 @@ def train(
                f"--node_rank={node_rank}", f"--master_addr={master_addr}", f"--master_port={master_port}",
                "-m", "geovr.train.launch", "--config", config, *ov]
         os.execv(sys.executable, cmd)
-    from geovr.train.config import load_config
     from geovr.train.loop import train as run
 
-    last = run(load_config(config, ov))
+    last = run(cfg)
     typer.echo(json.dumps(last) if (json := __import__("json")) else "")

@@ -8,6 +8,7 @@ The resolved config is written next to every checkpoint (``config.yaml``) with t
 from __future__ import annotations
 
 import dataclasses
+import math
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,14 @@ class DataConfig:
     """Target stores (local folders) written by ``geovr extract``."""
     instructions: list[str] = field(default_factory=list)
     """JSONL conversation files (LLaVA / VSI-590K style) whose rows reference ``clip_id``."""
-    geometry_only: bool = True
-    """Also train on clips that have no QA (geometry terms only)."""
+    mix_clips_without_qa: bool = False
+    """Also train on every cached clip that no QA row references (geometry terms only, a fixed prompt and no
+    answer). The paper's code trains on the QA samples only (false in the ``paper_*`` recipes)."""
+    max_tokens: int = 0
+    """Cut a prepared sample's text after the video so the sequence (camera/scale placeholders included) has
+    at most this many tokens; the video block is never cut. A sample whose video alone is longer is replaced
+    by another item (the same slot of a later epoch's order) and counted in ``metrics.jsonl``
+    (``data_skipped``; cut samples: ``data_truncated``). 0 = no limit. Paper script: 16384 (docs/recipe.md)."""
     sampling: dict[str, Any] | None = None
     """Expected frame-sampling config (``geovr.shared.sampling.SamplingConfig`` fields); None = the stores' own,
     which must then agree with each other."""
@@ -40,7 +47,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW + warmup/cosine (the paper's recipe)."""
+    """AdamW + linear warmup from 0 + cosine to 0 (the paper's recipe: transformers' cosine schedule)."""
 
     lr: float = 2e-5
     """Learning rate of the MLLM (LLM + merger)."""
@@ -49,11 +56,17 @@ class OptimConfig:
     weight_decay: float = 0.0
     """AdamW weight decay."""
     warmup_ratio: float = 0.03
-    """Fraction of steps with linear warmup."""
+    """Warmup steps = ``ceil(warmup_ratio * total steps)``; the learning rate of update ``k`` (0-based) is
+    ``lr * k / warmup`` during warmup, so the first update has learning rate 0, then cosine to 0
+    (``transformers.get_cosine_schedule_with_warmup``, as the paper's HF Trainer run)."""
     grad_clip: float = 1.0
     """Global gradient-norm clip."""
+    global_batch: int = 0
+    """Samples per optimizer step over all ranks (paper: 32). A micro-batch is one sample, so each rank
+    accumulates ``global_batch / world size`` micro-batches (``--nproc 8`` -> 4); a world size that does
+    not divide it is refused. 0 = use ``grad_accum`` as given."""
     grad_accum: int = 1
-    """Micro-batches per optimizer step (per rank)."""
+    """Micro-batches per optimizer step per rank, used when ``global_batch`` is 0."""
 
 
 @dataclass
@@ -74,8 +87,12 @@ class RunConfig:
 
     out_dir: str = "runs/geovr"
     """Checkpoints, metrics.jsonl, config.yaml and the final export go here."""
+    epochs: float = 0.0
+    """Passes over the training items (paper: 1). > 0: the run has ``ceil(epochs * ceil(items / global batch))``
+    optimizer steps (the last step of a pass is filled from the next pass's order), capped by ``max_steps``
+    when that is > 0. 0 = the run has ``max_steps`` steps."""
     max_steps: int = 100
-    """Optimizer steps."""
+    """Optimizer steps when ``epochs`` is 0; a cap on the epoch-derived count otherwise (0 = no cap)."""
     save_every: int = 50
     """Checkpoint every N steps (and at the end)."""
     seed: int = 0
@@ -84,7 +101,7 @@ class RunConfig:
     """Continue from the latest checkpoint in ``out_dir/checkpoints``."""
     stop_at: int = 0
     """Leave the loop after this step (a checkpoint is written there), e.g. to fit a job time limit; 0 = never.
-    The schedule still spans ``max_steps``; continue with ``run.resume=true``."""
+    The schedule still spans the run's full step count; continue with ``run.resume=true``."""
     export: bool = True
     """Write ``out_dir/export`` (plain HF folder + heads) at the end."""
 
@@ -107,16 +124,30 @@ class TrainConfig:
     """Bookkeeping."""
 
 
-def _build(cls: type, d: dict[str, Any], where: str) -> Any:
+RENAMED = {
+    "data.geometry_only": "data.mix_clips_without_qa (same meaning: also train on clips without QA; "
+                          "false in the paper recipes)",
+}
+"""Keys that no longer exist -> what replaced them (refused with that message)."""
+
+
+class ConfigError(ValueError):
+    """A config file or override names an unknown or renamed key, or has a value that cannot work."""
+
+
+def _build(cls: type, d: dict[str, Any], where: str, prefix: str = "") -> Any:
     names = {f.name: f for f in dataclasses.fields(cls)}
+    for k in d:
+        if f"{prefix}{k}" in RENAMED:
+            raise ConfigError(f"{where}: {prefix}{k} was renamed: use {RENAMED[prefix + k]}")
     unknown = set(d) - set(names)
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
     kwargs = {}
     for k, v in d.items():
         sub = names[k].default_factory if names[k].default_factory is not dataclasses.MISSING else None
         if sub is not None and dataclasses.is_dataclass(sub) and isinstance(v, dict):
-            kwargs[k] = _build(sub, v, f"{where}.{k}")
+            kwargs[k] = _build(sub, v, f"{where}.{k}", f"{prefix}{k}.")
         else:
             kwargs[k] = v
     return cls(**kwargs)
@@ -140,10 +171,50 @@ def load_config(recipe: str, overrides: list[str] | None = None) -> TrainConfig:
     raw = yaml.safe_load(path.read_text()) or {}
     for o in overrides or []:
         if "=" not in o:
-            raise ValueError(f"override {o!r} must look like section.key=value")
+            raise ConfigError(f"override {o!r} must look like section.key=value")
         k, v = o.split("=", 1)
         _set(raw, k.strip(), yaml.safe_load(v))
     return _build(TrainConfig, raw, str(path))
+
+
+def accumulation(optim: OptimConfig, world: int) -> int:
+    """Micro-batches each rank accumulates per optimizer step (one sample per micro-batch)."""
+    if optim.global_batch <= 0:
+        if optim.grad_accum < 1:
+            raise ConfigError(f"optim.grad_accum must be >= 1, got {optim.grad_accum}")
+        return optim.grad_accum
+    if optim.grad_accum != 1:
+        raise ConfigError(f"optim.global_batch={optim.global_batch} and optim.grad_accum={optim.grad_accum} are both "
+                          "set: set one (global_batch derives grad_accum from the world size)")
+    if optim.global_batch % world:
+        raise ConfigError(f"optim.global_batch={optim.global_batch} is not divisible by the world size {world} "
+                          "(processes x nodes): use a process count that divides it, or change optim.global_batch")
+    return optim.global_batch // world
+
+
+def total_steps(run: RunConfig, items: int, global_batch: int) -> int:
+    """Optimizer steps of the run: from ``run.epochs`` over ``items`` (capped by ``run.max_steps``), or ``run.max_steps``."""
+    if run.epochs > 0:
+        steps = math.ceil(run.epochs * math.ceil(items / global_batch))
+        return min(steps, run.max_steps) if run.max_steps > 0 else steps
+    if run.max_steps <= 0:
+        raise ConfigError("run.max_steps must be > 0 when run.epochs is 0")
+    return run.max_steps
+
+
+def check_config(cfg: TrainConfig, world: int) -> None:
+    """Usage mistakes found before any data or model loads (raises ``ConfigError``)."""
+    from geovr.train.heads.depth import DEPTH_HEADS
+
+    accumulation(cfg.optim, world)
+    if cfg.run.epochs < 0 or cfg.run.max_steps < 0:
+        raise ConfigError("run.epochs and run.max_steps must be >= 0")
+    if cfg.run.epochs == 0 and cfg.run.max_steps == 0:
+        raise ConfigError("run.max_steps must be > 0 when run.epochs is 0")
+    if cfg.data.max_tokens < 0:
+        raise ConfigError(f"data.max_tokens must be >= 0 (0 = no limit), got {cfg.data.max_tokens}")
+    if cfg.model.depth_head not in DEPTH_HEADS:
+        raise ConfigError(f"model.depth_head {cfg.model.depth_head!r} not in {DEPTH_HEADS}")
 
 
 def git_revision() -> str:
@@ -154,9 +225,11 @@ def git_revision() -> str:
         return "unknown"
 
 
-def dump_config(cfg: TrainConfig, path: Path) -> None:
-    """Write the resolved config plus geovr version and git revision."""
+def dump_config(cfg: TrainConfig, path: Path, resolved: dict[str, Any] | None = None) -> None:
+    """Write the resolved config plus geovr version and git revision (and ``resolved`` run values, e.g. steps)."""
     from geovr import __version__
 
     doc = {**dataclasses.asdict(cfg), "_provenance": {"geovr": __version__, "git": git_revision()}}
+    if resolved:
+        doc["_resolved"] = resolved
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

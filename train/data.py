@@ -1,7 +1,7 @@
 """Training samples from target stores joined with instruction data, in a deterministic, resumable order.
 
 An *item* is ``(clip_id, messages or None)``: every QA row whose clip is cached, plus (with
-``geometry_only``) every cached clip without QA. Global position ``p`` maps to epoch ``p // N`` and
+``data.mix_clips_without_qa``) every cached clip without QA. Global position ``p`` maps to epoch ``p // N`` and
 item ``perm(seed, epoch)[p % N]``; step ``k`` of a run with ``W`` ranks and ``A`` accumulation
 micro-batches reads positions ``k*W*A + a*W + rank``, so the order depends only on (seed, step)
 and resuming at step ``k`` is exact.
@@ -60,7 +60,7 @@ class TrainData:
             raise ValueError(f"{len(missing)} QA rows reference clips in no store (first: {missing[:5]}); "
                              "extract them first or drop those rows")
         asked = {cid for cid, _ in qa}
-        geo = [(cid, None) for cid in sorted(self.where) if cid not in asked] if cfg.geometry_only else []
+        geo = [(cid, None) for cid in sorted(self.where) if cid not in asked] if cfg.mix_clips_without_qa else []
         self.items: list[tuple[str, list[dict] | None]] = qa + geo
         if not self.items:
             raise ValueError("no training items: stores are empty and there is no QA")

@@ -5,6 +5,11 @@ or the processor.
 Micro-batch ``k`` (counted from the step the run starts or resumes at) is a pure function of
 ``(step, micro, rank, world, grad_accum, seed)`` through ``TrainData.position``, and the DataLoader
 keeps order, so a run yields the same samples with or without workers and resumes exactly.
+
+With ``data.max_tokens`` a prepared sample's text after the video is cut to fit (``fit_max_tokens``);
+a sample whose video block alone does not fit is replaced by the item at the same position of the next
+epoch's order (then the one after, ...), and each prepared sample carries ``data_meta``
+(``{"skipped": items replaced, "truncated": 0 or 1}``) for the trainer's counters.
 """
 
 from __future__ import annotations
@@ -13,6 +18,44 @@ import os
 from typing import Any
 
 from geovr.train.config import DataConfig
+
+MAX_REPLACEMENTS = 100
+"""Items tried in a row for one slot before the run stops (every one too long for ``data.max_tokens``)."""
+
+
+def _protected_ids(processor: Any) -> set[int]:
+    """Token ids that close the video block or are geovr placeholders inside it: never cut, nothing before them."""
+    from geovr.train.student.model import CAMERA_TOKEN, SCALE_TOKEN
+
+    tok = processor.tokenizer
+    end = getattr(processor, "vision_end_token_id", None) or tok.convert_tokens_to_ids("<|vision_end|>")
+    return {int(end), *(int(tok.convert_tokens_to_ids(t)) for t in (CAMERA_TOKEN, SCALE_TOKEN))}
+
+
+def fit_max_tokens(prepared: dict, max_tokens: int, protected: set[int]) -> tuple[dict | None, bool]:
+    """Cut ``prepared`` (``prepare_sample`` output, batch of 1) to ``max_tokens`` tokens by dropping text from the
+    end, never the video block (up to its last ``protected`` token). Returns ``(sample, truncated)``, or
+    ``(None, False)`` when the video block alone is longer than ``max_tokens``.
+
+    Every sequence-aligned tensor is cut: ``labels`` and each input whose last dimension is the sequence length
+    (``input_ids``, ``attention_mask``, ``mm_token_type_ids``, position ids), except pixel values and grids.
+    """
+    import torch
+
+    ids = prepared["inputs"]["input_ids"][0]
+    n = int(ids.shape[0])
+    if max_tokens <= 0 or n <= max_tokens:
+        return prepared, False
+    hits = torch.isin(ids, torch.tensor(sorted(protected), dtype=ids.dtype)).nonzero()
+    keep_from = int(hits.max()) + 1 if len(hits) else 0
+    if keep_from > max_tokens:
+        return None, False
+    inputs = {}
+    for k, v in prepared["inputs"].items():
+        seq = torch.is_tensor(v) and v.dim() >= 2 and v.shape[-1] == n and not k.startswith("pixel_values") \
+            and not k.endswith("grid_thw")
+        inputs[k] = v[..., :max_tokens] if seq else v
+    return {**prepared, "inputs": inputs, "labels": prepared["labels"][..., :max_tokens]}, True
 
 
 class PreparedSamples:
@@ -23,6 +66,7 @@ class PreparedSamples:
         self.cfg, self.seed, self.processor, self.frame_mode = cfg, seed, processor, frame_mode
         self.start, self.max_steps, self.rank, self.world, self.accum = start_step, max_steps, rank, world, accum
         self._data, self._pid = data, os.getpid()
+        self._protected = _protected_ids(processor) if cfg.max_tokens > 0 else set()
 
     def __len__(self) -> int:
         return max(self.max_steps - self.start, 0) * self.accum
@@ -43,7 +87,13 @@ class PreparedSamples:
         data = self._reader()
         step, micro = self.start + k // self.accum, k % self.accum
         pos = data.position(step, micro, self.rank, self.world, self.accum)
-        return prepare_sample(self.processor, data.sample(pos), self.frame_mode)
+        for skipped in range(MAX_REPLACEMENTS):
+            prepared = prepare_sample(self.processor, data.sample(pos + skipped * len(data)), self.frame_mode)
+            prepared, truncated = fit_max_tokens(prepared, self.cfg.max_tokens, self._protected)
+            if prepared is not None:
+                return {**prepared, "data_meta": {"skipped": skipped, "truncated": int(truncated)}}
+        raise RuntimeError(f"{MAX_REPLACEMENTS} items in a row have a video longer than data.max_tokens="
+                           f"{self.cfg.max_tokens} tokens: raise it, or lower the frames' pixel budget")
 
 
 def _identity(sample: dict) -> dict:
