@@ -52,7 +52,9 @@ def load_exported(export_dir: str | Path):
 
     export_dir = Path(export_dir)
     meta = json.loads((export_dir / "geovr_heads" / "heads.json").read_text())
-    cfg = StudentConfig(**{**meta["student"], "model": str(export_dir), "layer_map": meta["layer_map"]})
+    # exports written before ``depth_head`` existed carry the simple head
+    cfg = StudentConfig(**{"depth_head": "simple", **meta["student"], "model": str(export_dir),
+                           "layer_map": meta["layer_map"]})
     student, processor = load_student(cfg, LossConfig())
     missing, unexpected = student.load_state_dict(load_file(export_dir / "geovr_heads" / "heads.safetensors"),
                                                   strict=False)
