@@ -13,6 +13,8 @@ def extract(
     corpus: Annotated[Path, typer.Option(help="Corpus manifest (.parquet/.jsonl).")] = None,  # type: ignore[assignment]
     teacher: Annotated[str, typer.Option(help="Teacher: vggt | oracle.")] = "vggt",
     weights: Annotated[str, typer.Option(help="VGGT weights: local .pt/.safetensors or hub id.")] = "",
+    random_init: Annotated[bool, typer.Option("--random-init", help="Run VGGT with seeded random weights (tests, "
+                                              "demos; recorded in the store header).")] = False,
     vggt_config: Annotated[str, typer.Option(help="VGGT architecture preset: vggt_1b | tiny.")] = "vggt_1b",
     metric_depth: Annotated[str, typer.Option(help="Metric depth model (folder or hub id) for the scale of clips "
                                                     "without ground truth, e.g. "
@@ -45,6 +47,12 @@ def extract(
         raise typer.Exit(0)
     if corpus is None:
         raise typer.BadParameter("--corpus is required (unless --finalize)")
+    if teacher == "vggt" and not plan_only and bool(weights) == random_init:
+        msg = ("--weights and --random-init exclude each other" if weights else
+               "--teacher vggt needs --weights (a checkpoint file or hub id); pass --random-init to run "
+               "an untrained VGGT on purpose")
+        typer.echo(f"error: {msg}", err=True)
+        raise typer.Exit(2)
     from geovr.extract.runner import PRESETS, ExtractConfig, rank_from_env, run_extract, summary
     from geovr.shared.sampling import SamplingConfig
 
@@ -62,7 +70,7 @@ def extract(
     r, w = rank_from_env(rank, world_size)
     kwargs: dict = {}
     if teacher == "vggt":
-        kwargs = {"weights": weights or None, "config": vggt_config}
+        kwargs = {"weights": weights or None, "config": vggt_config, "random_init": random_init}
         if device:
             kwargs["device"] = device
     cfg = ExtractConfig(corpus=str(corpus), out=str(out), teacher=teacher, teacher_kwargs=kwargs, format=fmt,

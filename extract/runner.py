@@ -263,7 +263,7 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
         try:
             x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255.0)
             ctx = ClipContext(clip_id=row.clip_id, frame_indices=plan.indices, resize=plan.resize, gt_dir=row.gt_dir)
-            out = teacher(x, layers, ctx)
+            out = teacher(x, layers, ctx, spec=header.features)  # features reduced on the teacher's device
             scale, source, scale_model = float("nan"), "none", ""
             want = cfg.scale_from
             if out.metric_scale is not None and want == "auto":

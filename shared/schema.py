@@ -48,6 +48,11 @@ class TeacherInfo:
     """sha256 of the weights file the teacher was loaded from (empty for weight-free teachers)."""
     feature_layers: tuple[int, ...] = ()
     """Teacher layers the features were taken from, e.g. ``(4, 11, 17, 23)``."""
+    num_layers: int = 0
+    """Teacher depth (layers the ``feature_layers`` index into; VGGT-1B: 24), so stage two can map teacher
+    layer ``l`` onto student layer ``round((l + 1) / num_layers * L)``. 0: unknown (older stores)."""
+    random_init: bool = False
+    """True when the teacher ran with untrained (seeded random) weights: the targets are not a real teacher's."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "feature_layers": list(self.feature_layers)}
@@ -59,6 +64,8 @@ class TeacherInfo:
             version=str(d["version"]),
             weights_sha256=str(d.get("weights_sha256", "")),
             feature_layers=tuple(int(x) for x in d.get("feature_layers", ())),
+            num_layers=int(d.get("num_layers", 0)),
+            random_init=bool(d.get("random_init", False)),
         )
 
 

@@ -50,7 +50,7 @@ def test_a_relative_depth_checkpoint_is_refused(tmp_path, tiny_da):
 def test_extraction_records_the_metric_teacher_scale(synth_corpus, tmp_path, tiny_da):
     out = tmp_path / "store"
     cfg = ExtractConfig(corpus=str(synth_corpus / "corpus.parquet"), out=str(out), teacher="vggt",
-                        teacher_kwargs={"config": "tiny", "device": "cpu"}, sampling=SamplingConfig(num_frames=4,
+                        teacher_kwargs={"config": "tiny", "device": "cpu", "random_init": True}, sampling=SamplingConfig(num_frames=4,
                         longest_edge=112), metric_depth=str(tiny_da), scale_from="metric_teacher", workers=0,
                         progress=False)
     assert run_extract(cfg).stored == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from geovr.extract.teachers.base import ClipContext, Teacher, TeacherOutput
+from geovr.extract.teachers.base import ClipContext, Teacher, TeacherOutput, reduce_features
 
 REGISTRY: dict[str, str] = {
     "vggt": "geovr.extract.teachers.vggt:build",
@@ -22,4 +22,4 @@ def build_teacher(name: str, **kwargs: Any) -> Teacher:
     return getattr(importlib.import_module(module_name), factory)(**kwargs)
 
 
-__all__ = ["REGISTRY", "ClipContext", "Teacher", "TeacherOutput", "build_teacher"]
+__all__ = ["REGISTRY", "ClipContext", "Teacher", "TeacherOutput", "build_teacher", "reduce_features"]
