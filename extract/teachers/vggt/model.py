@@ -153,12 +153,15 @@ class VGGT(nn.Module):
         self.depth_head = DPTHead(2 * cfg.embed_dim, cfg.dpt_features, cfg.dpt_out_channels, cfg.dpt_layers,
                                   cfg.patch_size)
 
-    def forward(self, images: torch.Tensor, layers: Sequence[int] = (), frames_chunk: int = 8) -> dict:
+    def forward(self, images: torch.Tensor, layers: Sequence[int] = (), frames_chunk: int = 8,
+                bf16: bool | None = None) -> dict:
+        """``bf16``: run the aggregator under bfloat16 autocast (default: on CUDA only); heads always fp32."""
         if images.ndim == 4:
             images = images[None]
         b, s, _, h, w = images.shape
         keep = {*self.cfg.dpt_layers, self.cfg.depth - 1, *layers}
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if images.is_cuda else torch.autocast("cpu", enabled=False)
+        bf16 = images.is_cuda if bf16 is None else bf16
+        autocast = torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16)
         with autocast:
             out = self.aggregator(images, keep)
         out = {k: v.float() for k, v in out.items()}
