@@ -16,9 +16,10 @@ def extract(
     random_init: Annotated[bool, typer.Option("--random-init", help="Run VGGT with seeded random weights (tests, "
                                               "demos; recorded in the store header).")] = False,
     vggt_config: Annotated[str, typer.Option(help="VGGT architecture preset: vggt_1b | tiny.")] = "vggt_1b",
-    metric_depth: Annotated[str, typer.Option(help="Metric depth model (folder or hub id) for the scale of clips "
-                                                    "without ground truth, e.g. "
-                                                    "depth-anything/Depth-Anything-V2-Metric-Indoor-Large-hf.")] = "",
+    metric_depth: Annotated[str, typer.Option(help="Metric depth model for the scale of clips without ground truth: "
+                                                    "da3:depth-anything/DA3METRIC-LARGE (the paper's; needs the "
+                                                    "depth-anything-3 package) or a transformers folder / hub id, "
+                                                    "e.g. depth-anything/Depth-Anything-V2-Metric-Indoor-Large-hf.")] = "",
     scale_from: Annotated[str, typer.Option(help="Scale source: auto | ground_truth | metric_teacher | none.")] = "auto",
     fmt: Annotated[str, typer.Option("--format", help="Store format: zarr | wds.")] = "zarr",
     preset: Annotated[str, typer.Option(help="Storage preset: paper | compact | compact-pca.")] = "paper",

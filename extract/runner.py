@@ -231,9 +231,9 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
     header = make_header(cfg, teacher.info, layers)
     metric_model = None
     if cfg.metric_depth and cfg.scale_from in ("auto", "metric_teacher"):
-        from geovr.extract.metric_depth import MetricDepthModel
+        from geovr.extract.metric_depth import load_metric_depth
 
-        metric_model = MetricDepthModel(cfg.metric_depth, device=cfg.teacher_kwargs.get("device"))
+        metric_model = load_metric_depth(cfg.metric_depth, device=cfg.teacher_kwargs.get("device"))
     writer = StoreWriter(cfg.out, header, shard_prefix=f"r{cfg.rank:03d}")
     if cfg.format == "zarr":
         import zarr  # noqa: F401  (imported here, not on the writer thread's first shard)
@@ -264,7 +264,7 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
             x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255.0)
             ctx = ClipContext(clip_id=row.clip_id, frame_indices=plan.indices, resize=plan.resize, gt_dir=row.gt_dir)
             out = teacher(x, layers, ctx, spec=header.features)  # features reduced on the teacher's device
-            scale, source, scale_model = float("nan"), "none", ""
+            scale, source, scale_model, sky_masked = float("nan"), "none", "", False
             want = cfg.scale_from
             if out.metric_scale is not None and want == "auto":
                 scale, source = float(out.metric_scale), "oracle"
@@ -272,7 +272,8 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
                 scale, source = ground_truth_scale(row.gt_dir, plan.indices, plan.resize, out.depth.numpy(),
                                                    out.depth_conf.numpy()), "ground_truth"
             elif metric_model is not None:
-                scale = metric_teacher_scale(metric_model, x, out.depth.numpy(), out.depth_conf.numpy())
+                scale, sky_masked = metric_teacher_scale(metric_model, x, out.depth.numpy(), out.depth_conf.numpy(),
+                                                         out.intrinsics)
                 source, scale_model = "metric_teacher", metric_model.name
         except (ValueError, FileNotFoundError, RuntimeError) as exc:
             fail(row, f"{type(exc).__name__}: {exc}")
@@ -280,7 +281,8 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
             continue
         thread.put(("clip", dict(clip_id=row.clip_id, video=item["video"], frame_indices=plan.indices,
                                    timestamps=plan.timestamps, resize=plan.resize, frames=frames, out=out,
-                                   header=header, metric_scale=scale, scale_source=source, scale_model=scale_model)))
+                                   header=header, metric_scale=scale, scale_source=source, scale_model=scale_model,
+                                   scale_sky_masked=sky_masked)))
         stored += 1
         frames_done += len(plan.indices)
         bar.update(1)

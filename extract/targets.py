@@ -34,6 +34,7 @@ def build_targets(
     metric_scale: float,
     scale_source: str,
     scale_model: str = "",
+    scale_sky_masked: bool = False,
 ) -> ClipTargets:
     """Assemble one clip's targets as the store header prescribes; raises ``ValueError`` on non-finite output."""
     spec = header.features
@@ -79,7 +80,7 @@ def build_targets(
         intrinsics=out.intrinsics.float().numpy(), depth=depth.astype(ddt), depth_conf=conf.astype(ddt),
         metric_scale=metric_scale if math.isfinite(metric_scale) else float("nan"),
         scale_source=scale_source if math.isfinite(metric_scale) else "none",
-        scale_model=scale_model, features=feats, feature_scales=scales, feature_pca_mean=pca_mean,
+        scale_model=scale_model, scale_sky_masked=scale_sky_masked and math.isfinite(metric_scale), features=feats, feature_scales=scales, feature_pca_mean=pca_mean,
         feature_pca_basis=pca_basis,
     )
     clip.validate()

@@ -166,6 +166,8 @@ class ClipTargets:
     """For int8 features only: teacher layer -> float32 ``[C]`` dequantisation scales."""
     scale_model: str = ""
     """The metric-depth model behind ``metric_scale`` when ``scale_source == "metric_teacher"``."""
+    scale_sky_masked: bool = False
+    """True when sky pixels (the metric model's own sky prediction) were left out of the scale fit."""
     feature_pca_mean: dict[int, np.ndarray] = field(default_factory=dict)
     """For PCA-reduced features only: teacher layer -> float32 ``[C]`` mean of the clip's tokens."""
     feature_pca_basis: dict[int, np.ndarray] = field(default_factory=dict)
@@ -250,4 +252,5 @@ class ClipTargets:
             "metric_scale": None if math.isnan(self.metric_scale) else float(self.metric_scale),
             "scale_source": self.scale_source,
             "scale_model": self.scale_model,
+            "scale_sky_masked": bool(self.scale_sky_masked),
         }
