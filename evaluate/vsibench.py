@@ -82,7 +82,7 @@ def sample_video(path: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray, f
 
     Decodes only the sampled frames (VSI-Bench videos run for minutes).
     """
-    from geovr.extract.video import count_frames, read_frames
+    from geovr.shared.video import count_frames, read_frames
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: video not found")
