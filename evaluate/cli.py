@@ -59,21 +59,31 @@ def geometry(
                                               "the clips of --ref.")] = None,  # type: ignore[assignment]
     max_clips: Annotated[int, typer.Option(help="Score only the first N clips of --ref (--model only; 0 = all).")] = 0,
     out: Annotated[Path, typer.Option(help="JSON report path.")] = Path("geometry_report.json"),
-    alignment: Annotated[str, typer.Option(help="Depth scale alignment: none | median | lstsq.")] = "median",
+    alignment: Annotated[str, typer.Option(help="Depth alignment: none | median | lstsq (scale) | affine "
+                                                "(scale and shift).")] = "median",
+    depth_space: Annotated[str, typer.Option(help="Fit the alignment on depth or disparity (1/depth).")] = "depth",
+    depth_per: Annotated[str, typer.Option(help="One alignment per clip (video depth) or per frame "
+                                                "(per-image protocol).")] = "clip",
     threshold: Annotated[float, typer.Option(help="Pose threshold in degrees for RRA/RTA/AUC.")] = 30.0,
 ) -> None:
     """Pose RRA/RTA/AUC, depth AbsRel/delta1 and metric-scale error of a store (--pred) or of a
-    trained student's heads (--model) against a reference store."""
+    trained student's heads (--model) against a reference store (VGGT's pose protocol: pose
+    metrics pooled over all frame pairs; per-clip means as <key>_clip_mean)."""
     from geovr.evaluate.geometry_eval import compare_stores, write_report
+    from geovr.evaluate.geometry_metrics import DepthAlign
 
     if (pred is None) == (model is None):
         raise typer.BadParameter("give exactly one of --pred STORE or --model EXPORT")
+    try:
+        how = DepthAlign(alignment, depth_space, depth_per)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
     if model is not None:
         from geovr.evaluate.student_readout import readout_metrics
 
-        report = readout_metrics(str(model), str(ref), alignment, threshold, max_clips or None)
+        report = readout_metrics(str(model), str(ref), how, threshold, max_clips or None)
     else:
-        report = compare_stores(str(pred), str(ref), alignment, threshold)
+        report = compare_stores(str(pred), str(ref), how, threshold)
     write_report(report, out)
     for k, v in report["mean"].items():
         typer.echo(f"{k:<14} {v:.4f}")

@@ -78,4 +78,5 @@ def mean_metrics(per_clip: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def write_report(report: dict, out: str | Path) -> None:
-    Path(out).write_text(json.dumps(report, indent=2))
+    """The report as JSON (a :class:`DepthAlign` is written as its fields)."""
+    Path(out).write_text(json.dumps(report, indent=2, default=lambda o: asdict(o) if isinstance(o, DepthAlign) else o))
