@@ -17,10 +17,15 @@ def vsibench(
     out: Annotated[Path, typer.Option(help="Output folder for predictions.jsonl and report.json.")] = Path(
         "vsibench_out"
     ),
-    predictions: Annotated[str, typer.Option(help="Score this predictions JSONL ({id, prediction}) instead.")] = "",
+    predictions: Annotated[str, typer.Option(help="Score these answers instead: a JSONL of {id, prediction}, or "
+                                                  "lmms-eval's vsibench sample log (--log_samples; file or folder).")] = "",
     annotations: Annotated[str, typer.Option(help="Annotation file (default: test.parquet/jsonl in --bench).")] = "",
     split: Annotated[str, typer.Option(help="full | debiased (rows with pruned == False).")] = "full",
-    frames: Annotated[int, typer.Option(help="Frames sampled uniformly per video.")] = 32,
+    protocol: Annotated[str, typer.Option(help="Protocol preset: official | lmms-eval | geovr-paper (frames, "
+                                               "prompts, decoding, scoring; all written to report.json).")] = "official",
+    frames: Annotated[int, typer.Option(help="Frames sampled uniformly per video (0 = the protocol's).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of sampled decoding (-1 = the protocol's).")] = -1,
+    max_new_tokens: Annotated[int, typer.Option(help="Generation length limit (0 = the protocol's).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Questions per generate() call.")] = 4,
     dtype: Annotated[str, typer.Option(help="auto | bf16 | fp16 | fp32.")] = "auto",
     attn: Annotated[str, typer.Option(help="Attention implementation.")] = "sdpa",
@@ -28,12 +33,18 @@ def vsibench(
     lenient: Annotated[bool, typer.Option(help="Also report lmms-eval's lenient number parsing.")] = False,
 ) -> None:
     """Answer and score VSI-Bench-format questions (resumable; writes a table and report.json)."""
+    from geovr.evaluate.protocols import resolve
     from geovr.evaluate.vsibench import VSIBenchConfig, run
 
+    try:
+        resolve(protocol, frames, None if seed < 0 else seed, max_new_tokens)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
     cfg = VSIBenchConfig(
         bench_dir=str(bench), model=model, out_dir=str(out), annotations=annotations, split=split,
-        num_frames=frames, batch_size=batch_size, dtype=dtype, attn_implementation=attn, limit=limit,
-        lenient=lenient,
+        protocol=protocol, num_frames=frames, seed=None if seed < 0 else seed, max_new_tokens=max_new_tokens,
+        batch_size=batch_size, dtype=dtype,
+        attn_implementation=attn, limit=limit, lenient=lenient,
     )
     run(cfg, predictions=predictions)
 
