@@ -63,3 +63,71 @@ def from_instructions(
         typer.echo(f"storage estimate (`geovr extract --plan`, VGGT-1B, preset {preset}):")
         typer.echo(plan(str(rep.manifest), sampling, 1024, 4, 2, p["dtype"], p["depth_downsample"], p["pca_dims"]))
     raise typer.Exit(1 if rep.left_out or rep.bad_rows else 0)
+
+
+def _report_imports(results: list, failures: list[tuple[Path, str]], out: Path) -> None:
+    for r in results:
+        state = "already imported" if r.skipped else "imported"
+        typer.echo(f"{state} {r.video.relative_to(out)} -> {r.clip_id}: {r.frames} frames at {r.fps:g} fps, "
+                   f"gt {r.gt_dir.relative_to(out)}, {len(r.dropped)} source frames dropped")
+        reasons: dict[str, int] = {}
+        for _, why in r.dropped:
+            reasons[why] = reasons.get(why, 0) + 1
+        for why, n in sorted(reasons.items()):
+            typer.echo(f"  dropped {n}: {why} (all listed in {r.gt_dir.relative_to(out)}/import.json)")
+    for path, why in failures:
+        typer.secho(f"FAILED {path}: {why}", err=True, fg="red")
+    if results:
+        typer.echo(f"manifest: {out / 'corpus.jsonl'}")
+    raise typer.Exit(1 if failures else 0)
+
+
+@app.command("import-scannet")
+def import_scannet_cmd(
+    scenes: Annotated[list[Path], typer.Argument(help="Scene folders exported by ScanNet's SensReader "
+                                                      "(color/, depth/, pose/, intrinsic/); folder name = scene id.")],
+    out: Annotated[Path, typer.Option(help="Output root: videos/scannet/<scene>.mp4, gt/scannet/<scene>/, "
+                                           "corpus.jsonl.")],
+    width: Annotated[int, typer.Option(help="Width of the written frames (colour resized, depth registered).")] = 640,
+    every: Annotated[int, typer.Option(help="Keep source frames whose number is a multiple of this.")] = 1,
+    fps: Annotated[float, typer.Option(help="Capture rate of the source frames (ScanNet: 30).")] = 30.0,
+    overwrite: Annotated[bool, typer.Option(help="Re-import scenes already imported.")] = False,
+) -> None:
+    """Import ScanNet scenes (colour, depth in mm, camera-to-world poses, intrinsics) as clips with ground truth."""
+    from geovr.corpora.scannet import import_scannet
+
+    results, failures = [], []
+    for s in scenes:
+        try:
+            results.append(import_scannet(s, out, width=width, every=every, fps=fps, overwrite=overwrite))
+        except (ValueError, OSError) as e:
+            failures.append((s, str(e)))
+    _report_imports(results, failures, out)
+
+
+@app.command("import-arkitscenes")
+def import_arkitscenes_cmd(
+    videos: Annotated[list[Path], typer.Argument(help="ARKitScenes video folders (<video_id>/ or <video_id>_frames/ "
+                                                      "with lowres_wide, lowres_depth, lowres_wide_intrinsics, "
+                                                      "lowres_wide.traj).")],
+    out: Annotated[Path, typer.Option(help="Output root: videos/arkitscenes/<video_id>.mp4, gt/arkitscenes/<video_id>/, "
+                                           "corpus.jsonl.")],
+    width: Annotated[int, typer.Option(help="Width of the written frames (0 = the source's, 256).")] = 0,
+    every: Annotated[int, typer.Option(help="Keep every n-th frame.")] = 1,
+    max_dt: Annotated[float, typer.Option(help="Largest frame-to-trajectory timestamp gap (s).")] = 0.005,
+    min_confidence: Annotated[int, typer.Option(help="Zero depth whose confidence/ value is below this (0-2; "
+                                                     "-1 = keep all).")] = -1,
+    overwrite: Annotated[bool, typer.Option(help="Re-import videos already imported.")] = False,
+) -> None:
+    """Import ARKitScenes low-resolution frames (RGB, LiDAR depth in mm, .traj poses, .pincam intrinsics)."""
+    from geovr.corpora.arkitscenes import import_arkitscenes
+
+    results, failures = [], []
+    for v in videos:
+        try:
+            results.append(import_arkitscenes(v, out, width=width or None, every=every, max_dt=max_dt,
+                                              min_confidence=None if min_confidence < 0 else min_confidence,
+                                              overwrite=overwrite))
+        except (ValueError, OSError) as e:
+            failures.append((v, str(e)))
+    _report_imports(results, failures, out)
