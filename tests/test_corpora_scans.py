@@ -206,3 +206,19 @@ def test_rotvec_to_rotmat_matches_quaternions():
     q /= np.linalg.norm(q, axis=-1, keepdims=True)
     np.testing.assert_allclose(rotvec_to_rotmat(_quat_to_rotvec(q)), g.quat_to_rotmat(q), atol=1e-9)
     np.testing.assert_allclose(rotvec_to_rotmat(np.zeros(3)), np.eye(3))
+
+
+def test_extraction_of_an_imported_scan_takes_its_scale_from_ground_truth(scannet_import, tmp_path):
+    """``--scale-from auto`` with a teacher that predicts no metric scale uses the imported metric depth."""
+    from geovr.extract.runner import ExtractConfig, run_extract
+    from geovr.shared.sampling import SamplingConfig
+    from geovr.shared.stores import StoreReader, finalize_store
+
+    res, out = scannet_import
+    cfg = ExtractConfig(corpus=str(out / "corpus.jsonl"), out=str(tmp_path / "s"), teacher="vggt",
+                        teacher_kwargs={"config": "tiny", "device": "cpu"}, format="wds", scale_from="auto",
+                        sampling=SamplingConfig(num_frames=4, longest_edge=84), workers=0, progress=False)
+    assert run_extract(cfg).stored == 1
+    finalize_store(tmp_path / "s")
+    clip = StoreReader(tmp_path / "s")[res.clip_id]
+    assert clip.scale_source == "ground_truth" and clip.metric_scale > 0
