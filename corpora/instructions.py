@@ -82,7 +82,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         raise InstructionError(f"{path}: instruction file not found")
     if path.stat().st_size > MAX_INSTRUCTION_BYTES:
         raise InstructionError(f"{path}: larger than {MAX_INSTRUCTION_BYTES} bytes")
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")  # a BOM is not JSON
     head = text.lstrip()[:1]
     if head == "[":
         try:

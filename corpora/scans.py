@@ -159,6 +159,7 @@ def write_scan(out: Path, dataset: str, scene: str, frames: list[ScanFrame], fps
     video, gt = out / "videos" / rel, out / "gt" / dataset / scene
     if (gt / MARKER).is_file() and video.is_file() and not overwrite:
         info = json.loads((gt / MARKER).read_text())
+        _merge_row(out, dataset, scene, rel, cid, int(info["frames"]), float(info["fps"]))
         return ImportedScan(cid, video, gt, int(info["frames"]), float(info["fps"]),
                             [tuple(x) for x in info["dropped"]], skipped=True)
     if len(frames) < 2:
@@ -200,11 +201,15 @@ def write_scan(out: Path, dataset: str, scene: str, frames: list[ScanFrame], fps
         shutil.rmtree(tmp_gt, ignore_errors=True)
         tmp_video.unlink(missing_ok=True)
         raise
+    _merge_row(out, dataset, scene, rel, cid, len(frames), fps)
+    return ImportedScan(cid, video, gt, len(frames), fps, dropped)
+
+
+def _merge_row(out: Path, dataset: str, scene: str, rel: str, cid: str, n: int, fps: float) -> None:
     merge_manifest(out / MANIFEST_NAME, {
         "clip_id": cid, "uri": f"videos/{rel}", "start_frame": 0, "end_frame": None, "gt_dir": f"gt/{dataset}/{scene}",
-        "source": rel, "num_frames": len(frames), "fps": fps, "duration_s": len(frames) / fps,
+        "source": rel, "num_frames": n, "fps": fps, "duration_s": n / fps,
     })
-    return ImportedScan(cid, video, gt, len(frames), fps, dropped)
 
 
 def merge_manifest(path: Path, row: dict[str, Any]) -> None:

@@ -145,3 +145,19 @@ def test_bad_instruction_file_is_one_line_usage_error(tmp_path):
                                    "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "error:" in res.output and "row 1 has no 'conversations'" in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_ground_truth_with_another_frame_count_is_not_attached(paper_data, tmp_path):
+    import numpy as np
+
+    from geovr.corpora.from_instructions import CorpusFromInstructions, run
+
+    gt = tmp_path / "gt" / "scannet" / "scene0000_00"
+    shutil.copytree(paper_data / "gt" / "scannet" / "scene0000_00", gt)
+    np.save(gt / "depth.npy", np.load(gt / "depth.npy")[:-1])  # 11 frames for a 12-frame video: not its frames
+    inst = tmp_path / "q.jsonl"
+    inst.write_text(json.dumps({"video": "scannet/scene0000_00.mp4", "conversations": CONV}) + "\n")
+    rep = run(CorpusFromInstructions([inst], paper_data / "VSI-590K", tmp_path / "out", gt_root=tmp_path / "gt",
+                                     workers=1))
+    assert rep.gt_attached == 0 and len(rep.gt_mismatch) == 1 and "11 ground-truth frames" in rep.gt_mismatch[0]
+    assert _jsonl(rep.manifest)[0]["gt_dir"] is None
