@@ -85,6 +85,7 @@ def import_arkitscenes(video_dir: Path, out: Path, width: int | None = None, eve
     """Import one ARKitScenes video (its low-resolution assets) into ``out``; the scene name is the video id."""
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
+    video_dir = video_dir.resolve()  # its name is the scene id ('.' and trailing '..' name no scene)
     vid = video_dir.name.removesuffix("_frames")
     root = video_dir / f"{vid}_frames" if (video_dir / f"{vid}_frames").is_dir() else video_dir
     wide = root / "lowres_wide"

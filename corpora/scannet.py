@@ -69,6 +69,7 @@ def import_scannet(scene_dir: Path, out: Path, width: int | None = 640, every: i
     """Import one exported ScanNet scene (folder name = scene id) into ``out``."""
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
+    scene_dir = scene_dir.resolve()  # its name is the scene id ('.' and trailing '..' name no scene)
     intr = scene_dir / "intrinsic"
     k_color, k_depth = _intrinsics(intr / "intrinsic_color.txt"), _intrinsics(intr / "intrinsic_depth.txt")
     if (intr / "extrinsic_color.txt").is_file() and (intr / "extrinsic_depth.txt").is_file():

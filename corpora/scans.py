@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ MANIFEST_NAME = "corpus.jsonl"
 """The importers' manifest in their output folder."""
 MARKER = "import.json"
 """Written last in a finished ground-truth folder."""
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+"""Dataset and scene names (ScanNet ``scene0000_00``, ARKitScenes ``41069021``): one safe path component."""
 
 
 @dataclass
@@ -154,6 +157,9 @@ def _encode(path: Path, frames: Any, fps: float, crf: int) -> None:
 def write_scan(out: Path, dataset: str, scene: str, frames: list[ScanFrame], fps: float, meta: dict[str, Any],
                dropped: list[tuple[str, str]], crf: int = 18, overwrite: bool = False) -> ImportedScan:
     """Write ``frames`` as ``videos/<dataset>/<scene>.mp4`` + ``gt/<dataset>/<scene>/`` and merge the manifest row."""
+    for what, name in (("dataset", dataset), ("scene", scene)):
+        if not NAME_PATTERN.match(name):
+            raise ValueError(f"{what} name {name!r} must match {NAME_PATTERN.pattern} (it becomes a path below --out)")
     rel = f"{dataset}/{scene}.mp4"
     cid = video_clip_id(rel)
     video, gt = out / "videos" / rel, out / "gt" / dataset / scene

@@ -222,3 +222,12 @@ def test_extraction_of_an_imported_scan_takes_its_scale_from_ground_truth(scanne
     finalize_store(tmp_path / "s")
     clip = StoreReader(tmp_path / "s")[res.clip_id]
     assert clip.scale_source == "ground_truth" and clip.metric_scale > 0
+
+
+def test_scene_names_that_are_not_one_safe_path_component_are_refused(tmp_path):
+    from geovr.corpora.scans import write_scan
+
+    for bad in ("..", "a/b", ".hidden", ""):
+        with pytest.raises(ValueError, match="scene name"):
+            write_scan(tmp_path, "scannet", bad, [], 30.0, {}, [])
+    assert not any(tmp_path.iterdir())
