@@ -172,9 +172,10 @@ def run(job: CorpusFromInstructions) -> CorpusReport:  # noqa: C901
     per_video = Counter(r.video for r in rows if r.video is not None)
     rep.unique_videos = len(per_video)
     rep.rows_without_video = sum(1 for r in rows if r.video is None)
+    bad_paths = {r.video: r.bad_path for r in rows if r.bad_path}
     sources: dict[str, _Source] = {}
     for rel in per_video:
-        bad = next((r.bad_path for r in rows if r.video == rel and r.bad_path), None)
+        bad = bad_paths.get(rel)
         if bad:
             rep.left_out[rel] = (f"bad path: {bad}", per_video[rel])
             continue
