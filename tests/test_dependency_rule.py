@@ -1,7 +1,8 @@
 """The package dependency rule of docs/architecture.md holds.
 
 ``shared`` imports neither stage; ``extract``, ``train`` and ``evaluate`` import ``shared``;
-``evaluate`` may import ``train``; no stage imports another otherwise. Checked two ways: every
+``evaluate`` may import ``train``; ``corpora`` may import ``shared`` and ``extract``; no stage
+imports another otherwise, and nothing imports ``corpora``. Checked two ways: every
 import statement of every module (function-local ones included, relative ones resolved), and what
 importing each package really loads into ``sys.modules`` (a fresh interpreter per package).
 """
@@ -19,7 +20,7 @@ import pytest
 import geovr
 
 ROOT = Path(geovr.__file__).resolve().parent.parent
-FOLDERS = {"shared": "shared", "extract": "extract", "train": "train", "evaluate": "evaluate"}
+FOLDERS = {"shared": "shared", "extract": "extract", "train": "train", "evaluate": "evaluate", "corpora": "corpora"}
 STAGES = ("extract", "train", "evaluate")
 
 ALLOWED = {
@@ -27,6 +28,7 @@ ALLOWED = {
     "extract": {"shared"},
     "train": {"shared"},
     "evaluate": {"shared", "train"},
+    "corpora": {"shared", "extract"},
 }
 """Which geovr packages each package may import (``synth`` is handled by ``SYNTH_USERS``)."""
 
