@@ -124,22 +124,6 @@ DA3_SKY_THRESHOLD = 0.3
 """Sky where the DA3 sky output is >= this (official ``compute_sky_mask``)."""
 
 
-def _da3_net(model_name: str, overrides: dict | None = None) -> torch.nn.Module:
-    """The official network for a ``depth_anything_3`` preset (``da3metric-large``), built by the package."""
-    try:
-        from depth_anything_3.cfg import create_object, load_config
-        from depth_anything_3.registry import MODEL_REGISTRY
-        from omegaconf import OmegaConf
-    except ImportError as exc:
-        raise ValueError(f"Depth Anything 3 needs the depth-anything-3 package (see docs/vggt.md): {exc}") from exc
-    if model_name not in MODEL_REGISTRY:
-        raise ValueError(f"unknown Depth Anything 3 preset {model_name!r}; known: {sorted(MODEL_REGISTRY)}")
-    cfg = load_config(MODEL_REGISTRY[model_name])
-    if overrides:
-        cfg = OmegaConf.merge(cfg, overrides)
-    return create_object(cfg)
-
-
 class DA3MetricDepth:
     """Depth Anything 3 metric (official package) as a metric depth model with a sky mask.
 
@@ -161,30 +145,11 @@ class DA3MetricDepth:
     def from_pretrained(cls, source: str, device: str | None = None, **kwargs: object) -> DA3MetricDepth:
         """A folder or hub id holding the package's ``config.json`` (``{"model_name": "da3metric-large"}``,
         optional geovr ``"overrides"`` for test-size models) and ``model.safetensors`` (keys ``model.*``)."""
-        import json
+        from geovr.extract.teachers.da3 import load_da3
 
-        from safetensors.torch import load_file
-
-        folder = Path(source)
-        if not folder.is_dir():
-            if source.startswith((".", "/")):
-                raise ValueError(f"{source}: Depth Anything 3 folder not found")
-            from huggingface_hub import snapshot_download
-
-            folder = Path(snapshot_download(source, allow_patterns=["config.json", "model.safetensors"]))
-        try:
-            cfg = json.loads((folder / "config.json").read_text())
-            state = load_file(str(folder / "model.safetensors"))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{source}: not a Depth Anything 3 checkpoint folder ({exc})") from exc
-        name = str(cfg.get("model_name", "da3metric-large"))
+        net, name, _ = load_da3(source)
         if "metric" not in name:
             raise ValueError(f"{source}: {name!r} is not a metric Depth Anything 3 model")
-        net = _da3_net(name, cfg.get("overrides"))
-        state = {k.removeprefix("model."): v for k, v in state.items()}
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ValueError(f"{source}: weights do not fit {name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
         return cls(net, f"da3:{source}", device=device, **kwargs)
 
     @torch.inference_mode()
@@ -223,13 +188,15 @@ def write_random_da3_metric(out_dir: str | Path, seed: int = 0) -> Path:
     narrow DPT head; ~22 M parameters), written as the real checkpoint is laid out (tests)."""
     from safetensors.torch import save_file
 
+    from geovr.extract.teachers.da3 import da3_net
+
     out = Path(out_dir)
     if (out / "config.json").is_file():
         return out
     overrides = {"net": {"name": "vits", "out_layers": [2, 5, 8, 11]},
                  "head": {"dim_in": 384, "features": 32, "out_channels": [16, 32, 64, 64]}}
     torch.manual_seed(seed)
-    net = _da3_net("da3metric-large", overrides)
+    net = da3_net("da3metric-large", overrides)
 
     def write(tmp: str) -> None:
         import json

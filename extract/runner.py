@@ -197,7 +197,7 @@ class ExtractResult:
     """Frames run through the teacher."""
 
 
-def make_header(cfg: ExtractConfig, teacher_info: Any, layers: tuple[int, ...]) -> Any:
+def make_header(cfg: ExtractConfig, teacher_info: Any, layers: tuple[int, ...], channels: str | None = None) -> Any:
     from geovr import __version__
     from geovr.shared.manifest import StoreHeader
 
@@ -205,7 +205,7 @@ def make_header(cfg: ExtractConfig, teacher_info: Any, layers: tuple[int, ...]) 
         raise ValueError(f"unknown preset {cfg.preset!r}; known: {sorted(PRESETS)}")
     preset = PRESETS[cfg.preset]
     pca = preset["pca_dims"] if cfg.pca_dims is None else (cfg.pca_dims or None)
-    spec = FeatureSpec(layers=layers, channels=cfg.channels, pool=cfg.pool, dtype=preset["dtype"], pca_dims=pca)
+    spec = FeatureSpec(layers=layers, channels=channels or cfg.channels, pool=cfg.pool, dtype=preset["dtype"], pca_dims=pca)
     return StoreHeader(format=cfg.format, teacher=teacher_info, sampling=cfg.sampling.to_dict(), features=spec,
                        depth_dtype="fp16", depth_downsample=preset["depth_downsample"],
                        jpeg_quality=cfg.jpeg_quality, created_by={"geovr": __version__})
@@ -228,7 +228,8 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
     rows = read_corpus(cfg.corpus)
     teacher = build_teacher(cfg.teacher, layers=tuple(cfg.layers), **cfg.teacher_kwargs)
     layers = tuple(teacher.info.feature_layers)  # a tiny teacher may map the requested layers onto its own depth
-    header = make_header(cfg, teacher.info, layers)
+    # a teacher whose features are single-width (DA3) keeps all channels: there is no frame half to take
+    header = make_header(cfg, teacher.info, layers, None if getattr(teacher, "feature_halves", True) else "both")
     metric_model = None
     if cfg.metric_depth and cfg.scale_from in ("auto", "metric_teacher"):
         from geovr.extract.metric_depth import load_metric_depth

@@ -87,3 +87,21 @@ def test_da3_package_adapter_on_a_random_tiny_model(tmp_path):
     assert torch.equal(pred.sky, raw["sky"][0] >= 0.3)
     with pytest.raises(ValueError, match="not a Depth Anything 3"):
         load_metric_depth(f"da3:{tmp_path}", device="cpu")
+
+
+def test_da3_as_the_main_teacher_on_a_random_small_model():
+    pytest.importorskip("depth_anything_3.model.da3", reason="depth-anything-3 not installed (optional)")
+    from geovr.extract.teachers import build_teacher
+    from geovr.shared.features import FeatureSpec
+
+    with pytest.raises(ValueError, match="random_init"):
+        build_teacher("da3", preset="da3-small", device="cpu")
+    teacher = build_teacher("da3", preset="da3-small", device="cpu", random_init=True, layers=(1, 5, 11))
+    assert teacher.info.name == "da3" and teacher.info.num_layers == 12 and teacher.info.random_init
+    spec = FeatureSpec(layers=(1, 5, 11), channels="both", pool=2, dtype="bf16")
+    out = teacher(torch.rand(2, 3, 56, 70), (1, 5, 11), spec=spec)
+    assert out.pose_enc.shape == (2, 9) and out.depth.shape == (2, 56, 70) and out.depth_conf.shape == (2, 56, 70)
+    torch.testing.assert_close(out.extrinsics[0], torch.eye(3, 4))  # frame 0 = world
+    assert out.features[5].shape == (2, 2, 2, 384) and out.features[5].dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="single-width"):
+        teacher(torch.rand(2, 3, 56, 70), (1,), spec=FeatureSpec(layers=(1,), channels="frame", pool=2))

@@ -10,6 +10,7 @@ from geovr.extract.teachers.base import ClipContext, Teacher, TeacherOutput, red
 REGISTRY: dict[str, str] = {
     "vggt": "geovr.extract.teachers.vggt:build",
     "oracle": "geovr.extract.teachers.oracle:build",
+    "da3": "geovr.extract.teachers.da3:build",
 }
 """Teacher name -> factory path. A new teacher (VGGT-Omega, DA3, MapAnything, pi3) is one module + one line."""
 
