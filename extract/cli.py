@@ -14,8 +14,8 @@ def extract(
     teacher: Annotated[str, typer.Option(help="Teacher: vggt | oracle | da3 (Depth Anything 3, optional package).")] = "vggt",
     weights: Annotated[str, typer.Option(help="Teacher weights: VGGT .pt/.safetensors or hub id; DA3 folder or hub "
                                          "id (e.g. depth-anything/DA3-LARGE).")] = "",
-    random_init: Annotated[bool, typer.Option("--random-init", help="Run VGGT with seeded random weights (tests, "
-                                              "demos; recorded in the store header).")] = False,
+    random_init: Annotated[bool, typer.Option("--random-init", help="Run the teacher (vggt, da3) with seeded random "
+                                              "weights (tests, demos; recorded in the store header).")] = False,
     vggt_config: Annotated[str, typer.Option(help="VGGT architecture preset: vggt_1b | tiny.")] = "vggt_1b",
     metric_depth: Annotated[str, typer.Option(help="Metric depth model for the scale of clips without ground truth: "
                                                     "da3:depth-anything/DA3METRIC-LARGE (the paper's; needs the "
