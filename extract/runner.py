@@ -146,7 +146,9 @@ class _ShardWriterThread(threading.Thread):
 
     @staticmethod
     def _key(clip: Any) -> tuple:
-        return (clip.resize.out_hw, clip.teacher_input.out_hw if clip.teacher_input else None, clip.depth.shape[1:], tuple(sorted((k, v.shape[1:]) for k, v in clip.features.items())))
+        teacher_hw = clip.teacher_input.out_hw if clip.teacher_input else None
+        return (clip.resize.out_hw, teacher_hw, clip.depth.shape[1:],
+                tuple(sorted((k, v.shape[1:]) for k, v in clip.features.items())))
 
     def _flush(self, key: tuple | None) -> None:
         clips = self.groups.pop(key, []) if key is not None else []
