@@ -66,7 +66,7 @@ def render_frames(frames: int) -> tuple:
     import torch
     from PIL import Image
 
-    from geovr.extract.video import read_frames
+    from geovr.shared.video import read_frames
     from geovr.synth.config import SynthConfig
     from geovr.synth.corpus import render_corpus
 

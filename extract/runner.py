@@ -19,10 +19,10 @@ from typing import Any
 
 from geovr.extract.corpus import CorpusRow, read_corpus
 from geovr.extract.targets import build_targets
-from geovr.extract.video import VideoError, crop_resize, probe, read_frames
 from geovr.shared.features import FeatureSpec
 from geovr.shared.sampling import SamplingConfig, plan_sampling
 from geovr.shared.schema import VideoRef
+from geovr.shared.video import VideoError, crop_resize, probe, read_frames
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"dtype": "bf16", "depth_downsample": 1, "pca_dims": None},

@@ -42,7 +42,7 @@ def ground_truth_scale(gt_dir: Path, frame_indices: np.ndarray, resize: ResizeSp
     path = gt_dir / "depth.npy"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: ground-truth depth missing")
-    metric = resample_nearest(np.load(path, allow_pickle=False)[frame_indices].astype(np.float32),
+    metric = resample_nearest(np.load(path, allow_pickle=False, mmap_mode="r")[frame_indices].astype(np.float32),
                               resize.crop_box, teacher_depth.shape[1:])
     return least_squares_scale(metric, teacher_depth, alignment_mask(teacher_depth, conf, metric))
 

@@ -8,10 +8,10 @@ import math
 import numpy as np
 
 from geovr.extract.teachers.base import TeacherOutput
-from geovr.extract.video import encode_jpeg
 from geovr.shared.features import encode_features, pca_encode, pool_features, select_channels
 from geovr.shared.manifest import StoreHeader
 from geovr.shared.schema import ClipTargets, ResizeSpec, VideoRef
+from geovr.shared.video import encode_jpeg
 
 
 def feature_target(x: np.ndarray, channels: str, pool: int) -> np.ndarray:

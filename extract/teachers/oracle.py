@@ -26,7 +26,7 @@ def _load(gt_dir: Path, name: str) -> np.ndarray:
     path = gt_dir / name
     if not path.is_file():
         raise FileNotFoundError(f"{path}: ground-truth file missing (the oracle teacher needs it)")
-    return np.load(path, allow_pickle=False)
+    return np.load(path, allow_pickle=False, mmap_mode="r")  # a long scan: read only the sampled frames
 
 
 def resample_nearest(depth: np.ndarray, crop_box: tuple[float, float, float, float],
