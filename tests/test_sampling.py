@@ -72,7 +72,7 @@ def test_teacher_modes_sizes_and_boxes():
 def test_vggt_crop_pixels_equal_resize_then_crop():
     from PIL import Image
 
-    from geovr.extract.video import crop_resize
+    from geovr.shared.video import crop_resize
 
     yy, xx = np.meshgrid(np.arange(160), np.arange(96), indexing="ij")
     smooth = np.stack([128 + 100 * np.sin(yy / 9.0), 128 + 100 * np.cos(xx / 7.0), (yy + xx) % 256], -1)
