@@ -130,9 +130,9 @@ class StoreReader:
                         raise CorruptStoreError(f"{where} clip {cid!r}: row {row} beyond the shard's {len(metas)} clips")
                     yield self._checked_meta(metas[row], cid, where)
             else:
-                shard = self._shard(name)
-                for cid, _ in rows:
-                    yield self._checked_meta(shard.read_meta(clip_key(cid)), cid, where)
+                metas = self._shard(name).read_metas([clip_key(cid) for cid, _ in rows])
+                for (cid, _), meta in zip(rows, metas, strict=True):
+                    yield self._checked_meta(meta, cid, where)
 
     @staticmethod
     def _checked_meta(meta: Any, clip_id: str, where: str) -> dict[str, Any]:
