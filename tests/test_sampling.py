@@ -282,3 +282,22 @@ def test_schema_1_stores_are_refused_with_a_clear_message():
            "num_clips": 0, "num_failed": 0}
     with pytest.raises(IncompatibleStoreError, match="schema_version: written with old major version 1.0.*re-extract"):
         Manifest.from_dict(doc)
+
+
+def test_extract_flags_reach_the_contract_and_the_plan_sizes_student_frames(synth_corpus):
+    from typer.testing import CliRunner
+
+    from geovr.cli import app
+
+    base = ["extract", "--corpus", str(synth_corpus / "corpus.parquet"), "--out", "unused", "--plan",
+            "--teacher", "oracle", "--num-frames", "4"]
+    res = CliRunner().invoke(app, base)
+    assert res.exit_code == 0, res.output
+    # 112x140 sources, 4 frames: below the paper budget's floor, the processor rounds up to 128x128
+    assert "student frames 128x128 (16 tokens/frame), teacher input 504x504 (stretch)" in res.output
+    res = CliRunner().invoke(app, [*base, "--teacher-mode", "vggt_crop", "--student-patch", "28",
+                                   "--student-budget", "frame", "--student-tokens", "10"])
+    assert res.exit_code == 0, res.output
+    assert "student frames 56x84 (6 tokens/frame), teacher input 350x518 (vggt_crop)" in res.output
+    bad = CliRunner().invoke(app, [*base, "--teacher-mode", "bogus"])
+    assert bad.exit_code == 2 and "teacher_mode" in bad.output
