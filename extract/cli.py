@@ -24,6 +24,9 @@ def extract(
     num_frames: Annotated[int, typer.Option(help="Fixed frames per clip (overrides --fps).")] = 0,
     min_frames: Annotated[int, typer.Option(help="Fewest frames per clip.")] = 4,
     max_frames: Annotated[int, typer.Option(help="Most frames per clip.")] = 32,
+    index_rule: Annotated[str, typer.Option(help="Which frames: uniform (bin centres) | linspace (the Qwen3-VL "
+                                                  "processor's, the paper's).")] = "uniform",
+    even: Annotated[bool, typer.Option("--even/--no-even", help="Round the frame count down to even.")] = True,
     longest_edge: Annotated[int, typer.Option(help="Teacher input longest edge (px); 0 = the mode's default "
                                                     "(504 stretch/center_crop, 518 vggt_crop).")] = 0,
     teacher_mode: Annotated[str, typer.Option(help="Teacher input from the student frames: stretch (paper) | "
@@ -58,7 +61,7 @@ def extract(
 
     try:
         sampling = SamplingConfig(fps=fps, num_frames=num_frames, min_frames=min_frames, max_frames=max_frames,
-                                  longest_edge=longest_edge, teacher_mode=teacher_mode, student_tokens=student_tokens,
+                                  index_rule=index_rule, even=even, longest_edge=longest_edge, teacher_mode=teacher_mode, student_tokens=student_tokens,
                                   student_patch=student_patch, student_budget=student_budget)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

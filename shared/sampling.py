@@ -51,6 +51,8 @@ TEACHER_MODES = ("stretch", "center_crop", "vggt_crop")
 """Allowed ``SamplingConfig.teacher_mode`` values."""
 STUDENT_BUDGETS = ("clip", "frame")
 """Allowed ``SamplingConfig.student_budget`` values."""
+INDEX_RULES = ("uniform", "linspace")
+"""Allowed ``SamplingConfig.index_rule`` values."""
 _MODE_DEFAULTS = {"stretch": (504, 28), "center_crop": (504, 28), "vggt_crop": (518, 14)}
 """``teacher_mode -> (longest_edge, multiple)`` used when those fields are 0."""
 
@@ -72,7 +74,12 @@ class SamplingConfig:
     max_frames: int = 32
     """Most frames per clip; longer clips are subsampled uniformly (paper: 32)."""
     even: bool = True
-    """Round the count down to an even number (Qwen-VL's temporal_patch_size = 2)."""
+    """Round the count down to an even number (Qwen-VL's temporal_patch_size = 2; the paper's code does not,
+    it duplicates every frame instead)."""
+    index_rule: str = "uniform"
+    """Which frames: ``uniform`` = the centre of each of ``S`` equal bins of the clip range; ``linspace`` =
+    ``round(linspace(start, end - 1, S))``, the Qwen3-VL video processor's ``sample_frames`` (what the paper's
+    code runs on the raw video)."""
     student_tokens: int = 300
     """Student pixel budget in merged tokens per frame at ``max_frames`` frames (paper: 300, i.e.
     ``video_max_pixels = max_frames * 300 * 32 * 32``)."""
@@ -100,6 +107,8 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if self.teacher_mode not in TEACHER_MODES:
             raise ValueError(f"SamplingConfig.teacher_mode {self.teacher_mode!r} not in {TEACHER_MODES}")
+        if self.index_rule not in INDEX_RULES:
+            raise ValueError(f"SamplingConfig.index_rule {self.index_rule!r} not in {INDEX_RULES}")
         if self.student_budget not in STUDENT_BUDGETS:
             raise ValueError(f"SamplingConfig.student_budget {self.student_budget!r} not in {STUDENT_BUDGETS}")
         le, mul = _MODE_DEFAULTS[self.teacher_mode]
@@ -295,8 +304,10 @@ def plan_sampling(
     n = frame_count(n_available, source_fps, cfg)
     if n < cfg.min_frames:
         raise ValueError(f"clip has {n_available} frames; at least {cfg.min_frames} (even: {cfg.even}) are required")
-    # uniform over the clip, centred in each of n equal bins: deterministic and duplicate-free
-    idx = start + np.floor((np.arange(n) + 0.5) * n_available / n).astype(np.int64)
+    if cfg.index_rule == "linspace":  # the Qwen3-VL processor's rule; n <= n_available keeps it duplicate-free
+        idx = start + np.round(np.linspace(0, n_available - 1, n)).astype(np.int64)
+    else:  # uniform over the clip, centred in each of n equal bins: deterministic and duplicate-free
+        idx = start + np.floor((np.arange(n) + 0.5) * n_available / n).astype(np.int64)
     fps = source_fps if math.isfinite(source_fps) and source_fps > 0 else 30.0
     src = (int(source_hw[0]), int(source_hw[1]))
     student = student_size(src, n, cfg)

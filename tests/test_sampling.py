@@ -301,3 +301,16 @@ def test_extract_flags_reach_the_contract_and_the_plan_sizes_student_frames(synt
     assert "student frames 56x84 (6 tokens/frame), teacher input 350x518 (vggt_crop)" in res.output
     bad = CliRunner().invoke(app, [*base, "--teacher-mode", "bogus"])
     assert bad.exit_code == 2 and "teacher_mode" in bad.output
+
+
+def test_linspace_rule_picks_the_qwen3vl_processors_frames():
+    from transformers import Qwen3VLVideoProcessor
+    from transformers.video_utils import VideoMetadata
+
+    vp = Qwen3VLVideoProcessor(min_frames=4, max_frames=32, fps=2)
+    cfg = SamplingConfig(index_rule="linspace", even=False)
+    for total, fps in [(300, 30.0), (901, 29.97), (47, 24.0), (5000, 30.0), (64, 2.0)]:
+        want = vp.sample_frames(VideoMetadata(total_num_frames=total, fps=fps))
+        np.testing.assert_array_equal(plan_sampling(total, fps, (480, 640), cfg).indices, want)
+    sub = plan_sampling(1000, 30.0, (480, 640), cfg, start=300, end=600)  # a sub-clip: the same rule on its range
+    np.testing.assert_array_equal(sub.indices, 300 + vp.sample_frames(VideoMetadata(total_num_frames=300, fps=30.0)))
