@@ -1,7 +1,9 @@
 """The oracle teacher: the synthetic corpus's exact ground truth in the teacher schema.
 
 It needs no weights and proves the pipeline end to end: poses re-expressed with frame 0 = world,
-intrinsics after the crop/resize, metric depth resampled (nearest) to the teacher input, the
+intrinsics after the source -> teacher-input crop/resize (``ClipContext.resize``: the student resize
+and the teacher-input mode chained, any ``SamplingConfig.teacher_mode``), metric depth resampled
+(nearest) to the teacher input, the
 valid mask as confidence, metric scale 1 (depth is already in metres). Features are a **fixed
 random projection** of each 14x14 pixel patch (seeded per layer, ``tanh``), so they are
 deterministic, image-dependent and learnable by the student's distillation head.
@@ -24,15 +26,17 @@ def _load(gt_dir: Path, name: str) -> np.ndarray:
     path = gt_dir / name
     if not path.is_file():
         raise FileNotFoundError(f"{path}: ground-truth file missing (the oracle teacher needs it)")
-    return np.load(path, allow_pickle=False)
+    return np.load(path, allow_pickle=False, mmap_mode="r")  # a long scan: read only the sampled frames
 
 
-def resample_nearest(depth: np.ndarray, crop_box: tuple[int, int, int, int], out_hw: tuple[int, int]) -> np.ndarray:
-    """Crop ``[S, H, W]`` to ``crop_box`` and resample to ``out_hw`` by nearest pixel centre."""
-    top, left, ch, cw = crop_box
+def resample_nearest(depth: np.ndarray, crop_box: tuple[float, float, float, float],
+                     out_hw: tuple[int, int]) -> np.ndarray:
+    """Resample ``[S, H, W]`` to ``out_hw``: output pixel centre ``i`` maps to source ``top + (i + 0.5) * h / oh``
+    (pixel-edge coordinates, ``crop_box = (top, left, h, w)`` maybe fractional) and takes the pixel it falls in."""
+    top, left, ch, cw = (float(x) for x in crop_box)
     oh, ow = out_hw
-    rows = top + np.clip(np.floor((np.arange(oh) + 0.5) * ch / oh), 0, ch - 1).astype(int)
-    cols = left + np.clip(np.floor((np.arange(ow) + 0.5) * cw / ow), 0, cw - 1).astype(int)
+    rows = np.clip(np.floor(top + (np.arange(oh) + 0.5) * ch / oh), 0, depth.shape[1] - 1).astype(int)
+    cols = np.clip(np.floor(left + (np.arange(ow) + 0.5) * cw / ow), 0, depth.shape[2] - 1).astype(int)
     return depth[:, rows][:, :, cols]
 
 
@@ -41,18 +45,22 @@ class OracleTeacher:
 
     patch_size = 14
 
-    def __init__(self, feature_dim: int = 64, seed: int = 0, layers: Sequence[int] = (4, 11, 17, 23)) -> None:
+    def __init__(self, feature_dim: int = 64, seed: int = 0, layers: Sequence[int] = (4, 11, 17, 23),
+                 num_layers: int = 24) -> None:
         self.feature_dim = feature_dim
         self.seed = seed
+        # layer indices mimic VGGT-1B's (24 layers) so stage two maps them the same way
         self.info = TeacherInfo(name="oracle", version=f"gt-randproj{feature_dim}-seed{seed}",
-                                feature_layers=tuple(layers))
+                                feature_layers=tuple(layers), num_layers=num_layers)
 
     def _projection(self, layer: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 1000 + layer)
         d_in = 3 * self.patch_size**2
         return torch.randn(d_in, 2 * self.feature_dim, generator=g) / d_in**0.5 * 4.0
 
-    def __call__(self, frames: torch.Tensor, layers: Sequence[int], context: ClipContext | None = None) -> TeacherOutput:
+    def __call__(self, frames: torch.Tensor, layers: Sequence[int], context: ClipContext | None = None,
+                 spec: object = None) -> TeacherOutput:
+        """Ground truth for the sampled frames; ``spec`` is ignored (features are returned full, on the CPU)."""
         if context is None or context.gt_dir is None:
             raise ValueError("the oracle teacher needs ground truth: the corpus row has no gt_dir")
         s, _, h, w = frames.shape
