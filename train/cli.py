@@ -8,7 +8,7 @@ import typer
 
 
 def train(
-    config: Annotated[str, typer.Option(help="Recipe name (train/recipes: tiny_cpu, paper_qwen3vl_2b) or YAML path.")],
+    config: Annotated[str, typer.Option(help="Recipe name (train/recipes: tiny_cpu, paper_qwen3vl_2b, paper_qwen3vl_4b) or YAML path.")],
     overrides: Annotated[list[str] | None, typer.Argument(help="section.key=value overrides, e.g. run.max_steps=5.")] = None,
     nproc: Annotated[int, typer.Option(help="Processes on this node (>1 re-launches under torchrun).")] = 1,
     nnodes: Annotated[int, typer.Option(help="Nodes (multi-node: run this on every node).")] = 1,
