@@ -122,7 +122,8 @@ def test_frozen_vision_tower_except_its_merger_and_token_init(tiny):
     assert all(p.requires_grad for p in hf.model.language_model.parameters())
     w = torch.cat([student.camera_embed.weight.flatten(), student.scale_embed.weight.flatten()])
     assert 0.8 < float(w.detach().std()) < 1.2  # N(0, 1), not 0.02
-    GeoStudent(hf, adapter, StudentConfig(teacher_feature_dim=8, freeze_vision=False))
+    small = GeoStudent(hf, adapter, StudentConfig(teacher_feature_dim=8, freeze_vision=False, token_init_std=0.02))
+    assert 0.015 < float(small.camera_embed.weight.detach().std()) < 0.025
     assert all(p.requires_grad for p in adapter.vision_module(hf).parameters())
 
 

@@ -19,6 +19,9 @@ class StudentConfig:
     ``round((l+1)/T * L)`` for teacher layer ``l`` of ``T`` (28 layers -> [6, 14, 21, 28], 36 -> [8, 18, 27, 36])."""
     teacher_num_layers: int = 24
     """``T``: layers of the teacher the features come from (VGGT: 24; set from the store header when it has it)."""
+    token_init_std: float = 1.0
+    """Std of the normal init of the camera/scale token embeddings (GeoVR: 1.0, ``nn.Embedding``'s default;
+    geovr used 0.02 before). Tiny students with 64-d hidden states learn the camera faster at 0.02."""
     freeze_vision: bool = True
     """Freeze the vision tower except its final patch merger (GeoVR: only ``visual.merger`` trains)."""
     gradient_checkpointing: bool = False

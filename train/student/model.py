@@ -10,7 +10,7 @@ temporal group (= one teacher frame in ``duplicate`` mode) one **camera placehol
 last one a **scale placeholder**. They take the M-RoPE position of the video token before them
 and move no other position; a forward hook on the input embedding swaps their embeddings for
 learned vectors (camera: first-frame / other-frames, like VGGT's camera token; scale: one
-vector; both initialised N(0, 1) as GeoVR's ``nn.Embedding``). Heads read the last hidden state
+vector; both initialised N(0, ``token_init_std``), GeoVR: N(0, 1)). Heads read the last hidden state
 at those positions; the distillation and depth heads read the mapped layers' video-token grids.
 
 ``frame_mode``: ``duplicate`` (the paper's) repeats every frame twice so temporal group ``g``
@@ -57,8 +57,10 @@ class GeoStudent(nn.Module):
         dim = adapter.hidden_size()
         self.layers = list(cfg.layer_map or adapter.layer_map(cfg.teacher_layers, cfg.teacher_num_layers))
         self.frame_step = 1 if cfg.frame_mode == "duplicate" else 2
-        self.camera_embed = nn.Embedding(2, dim)  # default init N(0, 1), as GeoVR's camera/scale tokens
+        self.camera_embed = nn.Embedding(2, dim)
         self.scale_embed = nn.Embedding(1, dim)
+        for emb in (self.camera_embed, self.scale_embed):  # GeoVR: N(0, 1), nn.Embedding's own init
+            nn.init.normal_(emb.weight, std=cfg.token_init_std)
         self.camera_head = CameraHead(dim, cfg.camera_hidden)
         self.scale_head = ScaleHead(dim, cfg.scale_hidden)
         self.distill_heads = nn.ModuleList(
