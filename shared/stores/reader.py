@@ -12,6 +12,7 @@ from geovr.shared.schema import ClipTargets
 from geovr.shared.stores.clipcodec import clip_from_parts
 from geovr.shared.stores.fsio import resolve
 from geovr.shared.stores.verify import load_manifest, verify_store
+from geovr.shared.stores.wds_index import INDEX_SUFFIX
 from geovr.shared.stores.wds_shard import WdsShardReader, clip_key
 from geovr.shared.stores.zarr_shard import ZarrShardReader
 
@@ -94,8 +95,19 @@ class StoreReader:
             if self.header.format == "zarr":
                 self._shards[name] = ZarrShardReader(f"{self.url}/shards/{name}", self.is_local)
             else:
-                self._shards[name] = WdsShardReader(f"{self.root}/shards/{name}.tar", self.fs, self._limits)
+                self._shards[name] = self._wds_shard(name)
         return self._shards[name]
+
+    def _wds_shard(self, name: str) -> WdsShardReader:
+        """The tar of shard ``name``: indexed (one ranged read per clip) when the manifest lists its index."""
+        if not hasattr(self, "_files"):
+            self._files = {f.path: f for s in self.manifest.shards for f in s.files}
+        files = self._files
+        tar, idx = files.get(f"{name}.tar"), files.get(f"{name}{INDEX_SUFFIX}")
+        base = f"{self.root}/shards/{name}"
+        if tar is None or idx is None:
+            return WdsShardReader(f"{base}.tar", self.fs, self._limits)
+        return WdsShardReader(f"{base}.tar", self.fs, self._limits, index_path=f"{base}{INDEX_SUFFIX}", tar_bytes=tar.bytes)
 
     def __getitem__(self, clip_id: str) -> ClipTargets:
         if clip_id not in self._rows:

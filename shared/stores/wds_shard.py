@@ -30,6 +30,7 @@ from geovr.shared.safety import (
     load_npy_bytes,
     safe_tar_members,
 )
+from geovr.shared.stores.wds_index import parse_wds_index, read_sample_members
 
 __all__ = ["WdsShardReader", "clip_key", "write_wds_shard"]
 
@@ -79,12 +80,27 @@ def write_wds_shard(
 
 
 class WdsShardReader:
-    """Random access to the samples of one tar (members checked before any is read)."""
+    """Random access to the samples of one tar (members checked before any is read).
 
-    def __init__(self, path: str, fs: Any, limits: TarLimits | None = None) -> None:
+    With ``index_path`` (the shard's ``<name>.idx.json``, see ``wds_index``) and the tar's size from
+    the manifest, opening reads only the index and each sample is one ranged read; without it
+    (stores written before the index existed) every tar header is scanned once on open.
+    """
+
+    def __init__(self, path: str, fs: Any, limits: TarLimits | None = None,
+                 index_path: str | None = None, tar_bytes: int | None = None) -> None:
         self.path = path
         self.fs = fs
+        self.limits = limits
         self.index: dict[str, dict[str, tuple[int, int]]] = {}
+        self.ranges: dict[str, tuple[int, int]] | None = None
+        if index_path is not None and tar_bytes is not None:
+            try:
+                data = fs.cat_file(index_path)
+            except FileNotFoundError as e:
+                raise CorruptStoreError(f"{index_path}: shard index is missing") from e
+            self.ranges = parse_wds_index(data, index_path, int(tar_bytes), limits)
+            return
         try:
             with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tf:
                 members = safe_tar_members(tf, path, limits)
@@ -103,33 +119,38 @@ class WdsShardReader:
             self.index.setdefault(key, {})[field] = (m.offset_data, m.size)
 
     def keys(self) -> list[str]:
-        return list(self.index)
+        return list(self.ranges) if self.ranges is not None else list(self.index)
 
-    def _read(self, f: Any, key: str, field: str) -> bytes:
-        off, size = self.index[key][field]
-        f.seek(off)
-        data = f.read(size)
-        if len(data) != size:
-            raise CorruptStoreError(f"{self.path}: member {key}.{field} is truncated")
-        return data
+    def _members(self, key: str) -> dict[str, bytes]:
+        if self.ranges is not None:
+            if key not in self.ranges:
+                raise CorruptStoreError(f"{self.path}: no sample with key {key!r}")
+            return read_sample_members(self.fs, self.path, key, self.ranges[key], self.limits)
+        if key not in self.index:
+            raise CorruptStoreError(f"{self.path}: no sample with key {key!r}")
+        out = {}
+        with self.fs.open(self.path, "rb") as f:
+            for field, (off, size) in self.index[key].items():
+                f.seek(off)
+                data = f.read(size)
+                if len(data) != size:
+                    raise CorruptStoreError(f"{self.path}: member {key}.{field} is truncated")
+                out[field] = data
+        return out
 
     def read_key(self, key: str) -> tuple[dict[str, Any], dict[str, np.ndarray], list[bytes]]:
         """``(meta, arrays, frames)`` of the sample ``key``."""
-        if key not in self.index:
-            raise CorruptStoreError(f"{self.path}: no sample with key {key!r}")
-        fields = self.index[key]
+        fields = self._members(key)
         arrays: dict[str, np.ndarray] = {}
         frames: dict[int, bytes] = {}
-        with self.fs.open(self.path, "rb") as f:
-            if "meta.json" not in fields:
-                raise CorruptStoreError(f"{self.path}: sample {key!r} has no .meta.json")
-            meta = load_json_bytes(self._read(f, key, "meta.json"), f"{self.path}:{key}.meta.json")
-            for field in fields:
-                if field.endswith(".npy"):
-                    name = field[: -len(".npy")]
-                    arrays[name] = load_npy_bytes(self._read(f, key, field), f"{self.path}:{key}.{field}")
-                elif (m := _FRAME_RE.match(field)) is not None:
-                    frames[int(m.group(1))] = self._read(f, key, field)
+        if "meta.json" not in fields:
+            raise CorruptStoreError(f"{self.path}: sample {key!r} has no .meta.json")
+        meta = load_json_bytes(fields["meta.json"], f"{self.path}:{key}.meta.json")
+        for field, data in fields.items():
+            if field.endswith(".npy"):
+                arrays[field[: -len(".npy")]] = load_npy_bytes(data, f"{self.path}:{key}.{field}")
+            elif (m := _FRAME_RE.match(field)) is not None:
+                frames[int(m.group(1))] = data
         if sorted(frames) != list(range(len(frames))):
             raise CorruptStoreError(f"{self.path}: sample {key!r} has non-contiguous frame members {sorted(frames)}")
         return meta, arrays, [frames[i] for i in range(len(frames))]
