@@ -59,6 +59,8 @@ class StoreReader:
         """``clip_id -> reason`` of clips that failed extraction."""
         self._load_table()
         self._shards: dict[str, Any] = {}
+        self.max_open_shards = 16
+        """Shard readers kept open (oldest dropped first); each holds its shard's metadata, no file handle."""
 
     def _load_table(self) -> None:
         from geovr.shared.tables import read_rows
@@ -90,7 +92,7 @@ class StoreReader:
 
     def _shard(self, name: str) -> Any:
         if name not in self._shards:
-            if len(self._shards) >= 4:
+            if len(self._shards) >= self.max_open_shards:
                 self._shards.pop(next(iter(self._shards)))
             if self.header.format == "zarr":
                 self._shards[name] = ZarrShardReader(f"{self.url}/shards/{name}", self.is_local)

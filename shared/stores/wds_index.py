@@ -25,7 +25,7 @@ from typing import Any
 
 from geovr.shared.safety import CorruptStoreError, TarLimits, load_json_bytes, safe_tar_members
 
-__all__ = ["INDEX_SUFFIX", "build_wds_index", "parse_wds_index", "read_sample_members"]
+__all__ = ["INDEX_SUFFIX", "build_wds_index", "check_range", "parse_wds_index", "read_sample_members"]
 
 INDEX_VERSION = 1
 INDEX_SUFFIX = ".idx.json"
@@ -60,8 +60,12 @@ def build_wds_index(tar_path: str) -> bytes:
     return (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
-def parse_wds_index(data: bytes, where: str, tar_bytes: int, limits: TarLimits | None = None) -> dict[str, tuple[int, int]]:
-    """``key -> (start, end)`` from index bytes, every range checked against the tar of ``tar_bytes`` bytes."""
+def parse_wds_index(data: bytes, where: str, tar_bytes: int, limits: TarLimits | None = None) -> dict[str, Any]:
+    """``key -> [start, end]`` (unchecked) from index bytes; ``check_range`` checks a range before it is read.
+
+    The header (version, the tar's size) is checked here; ranges are checked one at a time when
+    read, so opening a shard costs one JSON parse, not a pass over all its samples.
+    """
     limits = limits or TarLimits()
     doc = load_json_bytes(data, where)
     if not isinstance(doc, dict) or doc.get("geovr_wds_index") != INDEX_VERSION:
@@ -71,18 +75,21 @@ def parse_wds_index(data: bytes, where: str, tar_bytes: int, limits: TarLimits |
     samples = doc.get("samples")
     if not isinstance(samples, dict) or len(samples) > limits.max_members:
         raise CorruptStoreError(f"{where}: 'samples' must be an object of at most {limits.max_members} entries")
-    out: dict[str, tuple[int, int]] = {}
-    for key, rng in samples.items():
-        ok = (isinstance(rng, list) and len(rng) == 2 and all(type(x) is int for x in rng))
-        if ok:
-            start, end = rng
-            ok = (0 <= start < end <= tar_bytes and start % BLOCK == 0 and end % BLOCK == 0
-                  and end - start <= limits.max_total_bytes)
-        if not ok:
-            raise CorruptStoreError(f"{where}: sample {key!r}: range {rng!r} is not a block-aligned range inside "
-                                    f"the {tar_bytes}-byte tar")
-        out[str(key)] = (start, end)
-    return out
+    return samples
+
+
+def check_range(rng: Any, key: str, where: str, tar_bytes: int, limits: TarLimits | None = None) -> tuple[int, int]:
+    """``(start, end)`` of an index entry, refused unless it is a block-aligned range inside the tar."""
+    limits = limits or TarLimits()
+    ok = isinstance(rng, list) and len(rng) == 2 and all(type(x) is int for x in rng)
+    if ok:
+        start, end = rng
+        ok = (0 <= start < end <= tar_bytes and start % BLOCK == 0 and end % BLOCK == 0
+              and end - start <= limits.max_total_bytes)
+    if not ok:
+        raise CorruptStoreError(f"{where}: sample {key!r}: range {rng!r} is not a block-aligned range inside "
+                                f"the {tar_bytes}-byte tar")
+    return int(rng[0]), int(rng[1])
 
 
 def read_sample_members(fs: Any, tar_path: str, key: str, rng: tuple[int, int],

@@ -30,7 +30,7 @@ from geovr.shared.safety import (
     load_npy_bytes,
     safe_tar_members,
 )
-from geovr.shared.stores.wds_index import parse_wds_index, read_sample_members
+from geovr.shared.stores.wds_index import check_range, parse_wds_index, read_sample_members
 
 __all__ = ["WdsShardReader", "clip_key", "write_wds_shard"]
 
@@ -93,7 +93,9 @@ class WdsShardReader:
         self.fs = fs
         self.limits = limits
         self.index: dict[str, dict[str, tuple[int, int]]] = {}
-        self.ranges: dict[str, tuple[int, int]] | None = None
+        self.ranges: dict[str, Any] | None = None
+        self.tar_bytes = tar_bytes
+        self.index_path = index_path
         if index_path is not None and tar_bytes is not None:
             try:
                 data = fs.cat_file(index_path)
@@ -125,7 +127,8 @@ class WdsShardReader:
         if self.ranges is not None:
             if key not in self.ranges:
                 raise CorruptStoreError(f"{self.path}: no sample with key {key!r}")
-            return read_sample_members(self.fs, self.path, key, self.ranges[key], self.limits)
+            rng = check_range(self.ranges[key], key, str(self.index_path), int(self.tar_bytes or 0), self.limits)
+            return read_sample_members(self.fs, self.path, key, rng, self.limits)
         if key not in self.index:
             raise CorruptStoreError(f"{self.path}: no sample with key {key!r}")
         out = {}
