@@ -86,8 +86,8 @@ def test_publish_verify_pull_and_train_reads_over_s3(s3, fmt, tmp_path):
 def test_tampered_remote_object_is_refused(s3):
     import s3fs
 
-    from geovr.shared.shards.transfer import transfer_store
     from geovr.shared.safety import CorruptStoreError
+    from geovr.shared.shards.transfer import transfer_store
     from geovr.shared.stores import StoreReader, verify_store
 
     _endpoint, stores = s3
