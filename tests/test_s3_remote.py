@@ -77,7 +77,7 @@ def test_publish_verify_pull_and_train_reads_over_s3(s3, fmt, tmp_path):
     assert sample.targets["depth"].dtype == np.float32 and len(sample.frames) == 2
     if fmt == "wds":  # pull (the same transfer code; zarr's many small files only cost time here)
         pulled = transfer_store(url, str(tmp_path / "pulled"))
-        assert "shards/r000-00000.idx.json" in pulled.copied
+        assert "shards/r000-00000.idx.npy" in pulled.copied
         assert verify_store(str(tmp_path / "pulled")) == []
         again = transfer_store(url, str(tmp_path / "pulled"))  # resumable: hashed files are skipped
         assert "shards/r000-00000.tar" in again.skipped

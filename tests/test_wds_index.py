@@ -37,10 +37,10 @@ def _copy(src, dst):
 
 def test_index_is_listed_hashed_and_used_with_one_ranged_read(wds_store, monkeypatch):
     root, clips = wds_store
-    idx = root / "shards" / "r000-00000.idx.json"
+    idx = root / "shards" / "r000-00000.idx.npy"
     assert idx.is_file()
     man = json.loads((root / "index.json").read_text())
-    assert [f["path"] for f in man["shards"][0]["files"]] == ["r000-00000.tar", "r000-00000.idx.json"]
+    assert [f["path"] for f in man["shards"][0]["files"]] == ["r000-00000.tar", "r000-00000.idx.npy"]
     assert verify_store(str(root)) == []
     r = StoreReader(root)
     calls = []
@@ -49,7 +49,7 @@ def test_index_is_listed_hashed_and_used_with_one_ranged_read(wds_store, monkeyp
                         or real_cat(p, start=start, end=end, **k))
     monkeypatch.setattr(wds_shard, "safe_tar_members", lambda *a, **k: pytest.fail("tar headers scanned"))
     got = r[IDS[1]]
-    assert [c[0].rsplit("/", 1)[1] for c in calls] == ["r000-00000.idx.json", "r000-00000.tar"]
+    assert [c[0].rsplit("/", 1)[1] for c in calls] == ["r000-00000.idx.npy", "r000-00000.tar"]
     assert calls[1][1] > 0 and calls[1][2] < os.path.getsize(root / "shards" / "r000-00000.tar")
     np.testing.assert_array_equal(got.depth, clips[IDS[1]].depth)
     assert got.frames == clips[IDS[1]].frames
@@ -61,24 +61,32 @@ def test_index_is_listed_hashed_and_used_with_one_ranged_read(wds_store, monkeyp
 
 def test_tampered_index_is_refused_before_use(wds_store, tmp_path):
     root = _copy(wds_store[0], tmp_path / "s")
-    idx = root / "shards" / "r000-00000.idx.json"
-    doc = json.loads(idx.read_text())
-    size = doc["tar_bytes"]
-    a, b, c = (doc["samples"][k] for k in ("scene0000__00000", "scene0001__00000", "scene0002__00000"))
+    idx = root / "shards" / "r000-00000.idx.npy"
+    good = np.load(idx)
+    size = os.path.getsize(root / "shards" / "r000-00000.tar")
+    a, b = good[0].tolist(), good[1].tolist()
     cases = {
         "outside": [0, size + 512],
         "unaligned": [a[0] + 1, a[1]],
-        "neighbour": b,  # a real sample, but another key's
+        "neighbour": b,  # a real sample, but another clip's
         "spill": [a[0], b[1]],  # runs into the next sample
         "cut": [a[0], a[1] - 1024],  # ends inside a member
     }
     for name, rng in cases.items():
-        bad = dict(doc, samples=dict(doc["samples"], scene0000__00000=rng))
-        idx.write_text(json.dumps(bad))
+        bad = good.copy()
+        bad[0] = rng
+        np.save(idx, bad)
         with pytest.raises(CorruptStoreError):
             StoreReader(root)["scene0000/00000"]
-        assert any("idx.json" in p for p in verify_store(str(root))), name
-    assert c  # untouched sample still indexed
+        assert any("idx.npy" in p for p in verify_store(str(root))), name
+    for bad in (good[:2], good.astype(np.float64), np.array(["x"] * 6).reshape(3, 2)):  # shape, dtype
+        np.save(idx, bad)
+        with pytest.raises(CorruptStoreError):
+            StoreReader(root)["scene0001/00000"]
+    with open(idx, "wb") as f:  # a pickle is never loaded
+        np.save(f, np.array([{"a": 1}] * 6, dtype=object).reshape(3, 2), allow_pickle=True)
+    with pytest.raises(Exception, match="pickle|object"):
+        StoreReader(root)["scene0001/00000"]
 
 
 def test_truncated_tar_is_caught_by_index_size(wds_store, tmp_path):

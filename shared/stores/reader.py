@@ -104,12 +104,14 @@ class StoreReader:
         """The tar of shard ``name``: indexed (one ranged read per clip) when the manifest lists its index."""
         if not hasattr(self, "_files"):
             self._files = {f.path: f for s in self.manifest.shards for f in s.files}
+            self._samples = {s.name: s.samples for s in self.manifest.shards}
         files = self._files
         tar, idx = files.get(f"{name}.tar"), files.get(f"{name}{INDEX_SUFFIX}")
         base = f"{self.root}/shards/{name}"
         if tar is None or idx is None:
             return WdsShardReader(f"{base}.tar", self.fs, self._limits)
-        return WdsShardReader(f"{base}.tar", self.fs, self._limits, index_path=f"{base}{INDEX_SUFFIX}", tar_bytes=tar.bytes)
+        return WdsShardReader(f"{base}.tar", self.fs, self._limits, index_path=f"{base}{INDEX_SUFFIX}", tar_bytes=tar.bytes,
+                              num_clips=self._samples[name])
 
     def __getitem__(self, clip_id: str) -> ClipTargets:
         if clip_id not in self._rows:
@@ -123,7 +125,7 @@ class StoreReader:
                 raise CorruptStoreError(f"{where}: row {row} beyond the shard's {len(shard)} clips")
             meta, arrays, frames = shard.read(row)
         else:
-            meta, arrays, frames = shard.read_key(clip_key(clip_id))
+            meta, arrays, frames = shard.read_key(clip_key(clip_id), row)
         if meta.get("clip_id") != clip_id:
             raise CorruptStoreError(f"{where}: stored record is for clip {meta.get('clip_id')!r}")
         return clip_from_parts(meta, arrays, frames, self.header, where)

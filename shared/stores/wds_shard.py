@@ -82,18 +82,18 @@ def write_wds_shard(
 class WdsShardReader:
     """Random access to the samples of one tar (members checked before any is read).
 
-    With ``index_path`` (the shard's ``<name>.idx.json``, see ``wds_index``) and the tar's size from
+    With ``index_path`` (the shard's ``<name>.idx.npy``, see ``wds_index``) and the tar's size from
     the manifest, opening reads only the index and each sample is one ranged read; without it
     (stores written before the index existed) every tar header is scanned once on open.
     """
 
     def __init__(self, path: str, fs: Any, limits: TarLimits | None = None,
-                 index_path: str | None = None, tar_bytes: int | None = None) -> None:
+                 index_path: str | None = None, tar_bytes: int | None = None, num_clips: int = 0) -> None:
         self.path = path
         self.fs = fs
         self.limits = limits
         self.index: dict[str, dict[str, tuple[int, int]]] = {}
-        self.ranges: dict[str, Any] | None = None
+        self.ranges: np.ndarray | None = None
         self.tar_bytes = tar_bytes
         self.index_path = index_path
         if index_path is not None and tar_bytes is not None:
@@ -101,7 +101,7 @@ class WdsShardReader:
                 data = fs.cat_file(index_path)
             except FileNotFoundError as e:
                 raise CorruptStoreError(f"{index_path}: shard index is missing") from e
-            self.ranges = parse_wds_index(data, index_path, int(tar_bytes), limits)
+            self.ranges = parse_wds_index(data, index_path, int(num_clips))
             return
         try:
             with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tf:
@@ -120,14 +120,11 @@ class WdsShardReader:
             key = f"{folder}/{stem}" if folder else stem
             self.index.setdefault(key, {})[field] = (m.offset_data, m.size)
 
-    def keys(self) -> list[str]:
-        return list(self.ranges) if self.ranges is not None else list(self.index)
-
-    def _members(self, key: str) -> dict[str, bytes]:
+    def _members(self, key: str, row: int | None) -> dict[str, bytes]:
         if self.ranges is not None:
-            if key not in self.ranges:
-                raise CorruptStoreError(f"{self.path}: no sample with key {key!r}")
-            rng = check_range(self.ranges[key], key, str(self.index_path), int(self.tar_bytes or 0), self.limits)
+            if row is None or not 0 <= row < len(self.ranges):
+                raise CorruptStoreError(f"{self.path}: no indexed row {row} for sample {key!r}")
+            rng = check_range(self.ranges[row], key, str(self.index_path), int(self.tar_bytes or 0), self.limits)
             return read_sample_members(self.fs, self.path, key, rng, self.limits)
         if key not in self.index:
             raise CorruptStoreError(f"{self.path}: no sample with key {key!r}")
@@ -141,9 +138,9 @@ class WdsShardReader:
                 out[field] = data
         return out
 
-    def read_key(self, key: str) -> tuple[dict[str, Any], dict[str, np.ndarray], list[bytes]]:
-        """``(meta, arrays, frames)`` of the sample ``key``."""
-        fields = self._members(key)
+    def read_key(self, key: str, row: int | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray], list[bytes]]:
+        """``(meta, arrays, frames)`` of the sample ``key`` (at ``row`` of the shard: needed when indexed)."""
+        fields = self._members(key, row)
         arrays: dict[str, np.ndarray] = {}
         frames: dict[int, bytes] = {}
         if "meta.json" not in fields:
