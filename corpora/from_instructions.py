@@ -105,7 +105,7 @@ class _Source:
 
 
 def _probe_one(src: _Source) -> _Source:
-    from geovr.extract.video import IMAGE_SUFFIXES, VideoError, count_frames
+    from geovr.shared.video import IMAGE_SUFFIXES, VideoError, count_frames
 
     try:
         if src.path.is_dir():
