@@ -26,19 +26,16 @@ while [[ $# -gt 0 ]]; do
 done
 if [[ -n $WHEELS && ! -d $WHEELS ]]; then echo "error: --wheels $WHEELS is not a folder" >&2; exit 2; fi
 
-need() {  # need <import name> <package name>
-  "$PY" -c "import $1" 2>/dev/null && return 0
+# every package the check needs, as "<import name>=<package name>"; one interpreter start finds the missing ones
+missing=$("$PY" -c 'import importlib.util, sys
+print(" ".join(p for m, p in (a.split("=") for a in sys.argv[1:]) if importlib.util.find_spec(m) is None))' \
+  torch=torch transformers=transformers numcodecs=numcodecs zarr=zarr webdataset=webdataset deepspeed=deepspeed \
+  geovr=geovr)
+for pkg in $missing; do
   if [[ -z $WHEELS ]]; then
-    echo "error: python package '$2' is missing; give --wheels DIR holding it (see --help)" >&2; exit 2
+    echo "error: python package '$pkg' is missing; give --wheels DIR holding it (see --help)" >&2; exit 2
   fi
-  echo "installing $2 from $WHEELS (offline)" >&2
-  "$PY" -m pip install --no-index --find-links "$WHEELS" --no-build-isolation "$2" >&2
-}
-need torch torch
-need transformers transformers
-need numcodecs numcodecs
-need zarr zarr
-need webdataset webdataset
-need deepspeed deepspeed
-need geovr geovr
+  echo "installing $pkg from $WHEELS (offline)" >&2
+  "$PY" -m pip install --no-index --find-links "$WHEELS" --no-build-isolation "$pkg" >&2
+done
 exec "$PY" "$HERE/gpu_check.py" ${ARGS[@]+"${ARGS[@]}"}

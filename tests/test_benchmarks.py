@@ -40,8 +40,8 @@ def test_gpu_check_dry_run_builds_every_model_on_meta(env):
 
 
 def test_gpu_check_missing_package_needs_wheels(env, tmp_path):
-    fake = tmp_path / "python"  # an interpreter that lacks deepspeed
-    fake.write_text(f'#!/bin/bash\n[[ "$*" == *"import deepspeed"* ]] && exit 1\nexec {sys.executable} "$@"\n')
+    fake = tmp_path / "python"  # an interpreter that lacks deepspeed: its package check reports it missing
+    fake.write_text(f'#!/bin/bash\n[[ "$*" == *find_spec* ]] && echo deepspeed && exit 0\nexec {sys.executable} "$@"\n')
     fake.chmod(0o755)
     res = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), "--dry-run"], env={**env, "PYTHON": str(fake)},
                          capture_output=True, text=True, timeout=60)
