@@ -103,6 +103,11 @@ class WdsShardReader:
                 raise CorruptStoreError(f"{index_path}: shard index is missing") from e
             self.ranges = parse_wds_index(data, index_path, int(num_clips))
             return
+        self._scan()
+
+    def _scan(self) -> None:
+        """Index every member from the tar headers (one pass; members checked before any is read)."""
+        path, fs, limits = self.path, self.fs, self.limits
         try:
             with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tf:
                 members = safe_tar_members(tf, path, limits)
@@ -119,6 +124,25 @@ class WdsShardReader:
                 raise CorruptStoreError(f"{path}: member {m.name!r} is not a '<key>.<field>' name")
             key = f"{folder}/{stem}" if folder else stem
             self.index.setdefault(key, {})[field] = (m.offset_data, m.size)
+
+    def _read(self, f: Any, key: str, field: str) -> bytes:
+        off, size = self.index[key][field]
+        f.seek(off)
+        data = f.read(size)
+        if len(data) != size:
+            raise CorruptStoreError(f"{self.path}: member {key}.{field} is truncated")
+        return data
+
+    def read_metas(self, keys: list[str]) -> list[dict[str, Any]]:
+        """The ``.meta.json`` of each sample in ``keys`` alone (one open, one member read per sample; no array
+        member is read or decoded). An indexed shard scans its tar headers once for this."""
+        if not self.index:
+            self._scan()
+        for key in keys:
+            if key not in self.index or "meta.json" not in self.index[key]:
+                raise CorruptStoreError(f"{self.path}: no sample with key {key!r} and a .meta.json")
+        with self.fs.open(self.path, "rb") as f:
+            return [load_json_bytes(self._read(f, key, "meta.json"), f"{self.path}:{key}.meta.json") for key in keys]
 
     def _members(self, key: str, row: int | None) -> dict[str, bytes]:
         if self.ranges is not None:
