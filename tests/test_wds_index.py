@@ -95,3 +95,12 @@ def test_truncated_tar_is_caught_by_index_size(wds_store, tmp_path):
     tar.write_bytes(tar.read_bytes()[:2048])  # cut inside the sample's members
     with pytest.raises(CorruptStoreError, match="truncated"):
         StoreReader(root)["scene0003/00000"]
+
+
+def test_metadata_only_read_uses_the_index(wds_store, monkeypatch):
+    root, clips = wds_store
+    r = StoreReader(root)
+    monkeypatch.setattr(wds_shard, "safe_tar_members", lambda *a, **k: pytest.fail("tar headers scanned"))
+    metas = list(r.iter_meta())
+    assert [m["clip_id"] for m in metas] == IDS
+    assert metas[2] == clips[IDS[2]].meta_dict()

@@ -146,7 +146,7 @@ class StoreReader:
                         raise CorruptStoreError(f"{where} clip {cid!r}: row {row} beyond the shard's {len(metas)} clips")
                     yield self._checked_meta(metas[row], cid, where)
             else:
-                metas = self._shard(name).read_metas([clip_key(cid) for cid, _ in rows])
+                metas = self._shard(name).read_metas([clip_key(cid) for cid, _ in rows], [row for _, row in rows])
                 for (cid, _), meta in zip(rows, metas, strict=True):
                     yield self._checked_meta(meta, cid, where)
 

@@ -26,7 +26,8 @@ import numpy as np
 
 from geovr.shared.safety import CorruptStoreError, TarLimits, load_npy_bytes, safe_tar_members
 
-__all__ = ["INDEX_SUFFIX", "build_wds_index", "check_range", "parse_wds_index", "read_sample_members"]
+__all__ = ["INDEX_SUFFIX", "build_wds_index", "check_range", "parse_wds_index", "read_first_member",
+           "read_sample_members"]
 
 INDEX_SUFFIX = ".idx.npy"
 """File name suffix of the index: ``shards/<name>.idx.npy``."""
@@ -111,3 +112,32 @@ def read_sample_members(fs: Any, tar_path: str, key: str, rng: tuple[int, int],
     if not fields:
         raise CorruptStoreError(f"{where}: indexed range of {key!r} holds no members")
     return fields
+
+
+FIRST_READ = 64 << 10
+"""Bytes fetched to read a sample's first member (its ``meta.json``); the whole range if that is shorter."""
+
+
+def read_first_member(fs: Any, tar_path: str, key: str, rng: tuple[int, int], field: str,
+                      limits: TarLimits | None = None) -> bytes:
+    """The data of sample ``key``'s first member, which must be ``<key>.<field>``: one ranged read of at most
+    ``FIRST_READ`` bytes (a second, exact one if the member is longer), parsed from its real tar header."""
+    start, end = rng
+    data = fs.cat_file(tar_path, start=start, end=min(end, start + FIRST_READ))
+    where = f"{tar_path}[{start}:{end}]"
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
+            m = tf.next()
+    except tarfile.TarError as e:
+        raise CorruptStoreError(f"{where}: indexed range of {key!r} does not start with a tar member ({e})") from e
+    if m is None or not m.isfile() or m.name.rpartition("/")[2] != f"{key.rpartition('/')[2]}.{field}" \
+            or _key_of(m.name) != key:
+        raise CorruptStoreError(f"{where}: first member {getattr(m, 'name', None)!r} is not {key}.{field}")
+    check = (limits or TarLimits()).max_member_bytes
+    if m.size > check or start + m.offset_data + m.size > end:
+        raise CorruptStoreError(f"{where}: member {m.name!r} of {m.size} bytes does not fit the indexed range")
+    if m.offset_data + m.size > len(data):
+        data = fs.cat_file(tar_path, start=start, end=start + m.offset_data + m.size)
+        if len(data) != m.offset_data + m.size:
+            raise CorruptStoreError(f"{where}: member {m.name!r} is truncated")
+    return data[m.offset_data : m.offset_data + m.size]
