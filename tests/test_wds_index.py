@@ -64,7 +64,7 @@ def test_tampered_index_is_refused_before_use(wds_store, tmp_path):
     idx = root / "shards" / "r000-00000.idx.npy"
     good = np.load(idx)
     size = os.path.getsize(root / "shards" / "r000-00000.tar")
-    a, b = good[0].tolist(), good[1].tolist()
+    a, b = good[0, :2].tolist(), good[1, :2].tolist()
     cases = {
         "outside": [0, size + 512],
         "unaligned": [a[0] + 1, a[1]],
@@ -74,17 +74,22 @@ def test_tampered_index_is_refused_before_use(wds_store, tmp_path):
     }
     for name, rng in cases.items():
         bad = good.copy()
-        bad[0] = rng
+        bad[0, :2] = rng
         np.save(idx, bad)
         with pytest.raises(CorruptStoreError):
             StoreReader(root)["scene0000/00000"]
         assert any("idx.npy" in p for p in verify_store(str(root))), name
-    for bad in (good[:2], good.astype(np.float64), np.array(["x"] * 6).reshape(3, 2)):  # shape, dtype
+    bad = good.copy()
+    bad[0, 2] = good[1, 2]  # meta.json of another sample: outside this sample's range
+    np.save(idx, bad)
+    with pytest.raises(CorruptStoreError, match="meta.json"):
+        list(StoreReader(root).iter_meta())
+    for bad in (good[:2], good[:, :2], good.astype(np.float64), np.array(["x"] * 12).reshape(3, 4)):  # shape, dtype
         np.save(idx, bad)
         with pytest.raises(CorruptStoreError):
             StoreReader(root)["scene0001/00000"]
     with open(idx, "wb") as f:  # a pickle is never loaded
-        np.save(f, np.array([{"a": 1}] * 6, dtype=object).reshape(3, 2), allow_pickle=True)
+        np.save(f, np.array([{"a": 1}] * 12, dtype=object).reshape(3, 4), allow_pickle=True)
     with pytest.raises(Exception, match="pickle|object"):
         StoreReader(root)["scene0001/00000"]
 

@@ -2,10 +2,11 @@
 
 ``shards/<name>.idx.npy`` (written at extraction time next to ``<name>.tar``, listed in the
 shard's sidecar and in ``index.json`` with its sha256, so ``verify`` covers it) is an int64
-``[n, 2]`` ``.npy`` array: row ``i`` (the clip's ``row`` in ``clips.parquet``, i.e. its position in
-the sidecar's ``clips``) is ``[start, end)``, the byte range of that clip's sample in the tar, from
-the first tar header block of its first member (PAX extended headers included) to the 512-byte
-boundary after its last member's data. Opening a shard costs one small read and ``np.load``
+``[n, 4]`` ``.npy`` array: row ``i`` (the clip's ``row`` in ``clips.parquet``, i.e. its position in
+the sidecar's ``clips``) is ``[start, end, meta_offset, meta_size]``: ``[start, end)`` is the byte
+range of that clip's sample in the tar, from the first tar header block of its first member (PAX
+extended headers included) to the 512-byte boundary after its last member's data, and the last
+two locate its ``meta.json`` data (stage two's metadata-only check reads just those bytes). Opening a shard costs one small read and ``np.load``
 (16 bytes per clip, no per-entry parsing), so it stays cheap however many shards a store has.
 Plain ``webdataset`` readers open ``*.tar`` and never see this file.
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from geovr.shared.safety import CorruptStoreError, TarLimits, load_npy_bytes, safe_tar_members
 
-__all__ = ["INDEX_SUFFIX", "build_wds_index", "check_range", "parse_wds_index", "read_first_member",
+__all__ = ["INDEX_SUFFIX", "build_wds_index", "check_range", "parse_wds_index", "read_meta_member",
            "read_sample_members"]
 
 INDEX_SUFFIX = ".idx.npy"
@@ -43,7 +44,7 @@ def _key_of(member_name: str) -> str:
 def build_wds_index(tar_path: str) -> bytes:
     """The index (``.npy`` bytes) of the local tar ``tar_path``; samples in tar order, each contiguous."""
     keys: list[str] = []
-    ranges: list[list[int]] = []
+    ranges: list[list[int]] = []  # [start, end, meta.json data offset, meta.json size]
     with tarfile.open(tar_path, "r:") as tf:
         for m in tf:
             if not m.isfile():
@@ -56,17 +57,19 @@ def build_wds_index(tar_path: str) -> bytes:
                 raise ValueError(f"{tar_path}: members of sample {key!r} are not contiguous")
             else:
                 keys.append(key)
-                ranges.append([m.offset, end])
+                ranges.append([m.offset, end, -1, 0])
+            if m.name.endswith(".meta.json"):
+                ranges[-1][2:] = [m.offset_data, m.size]
     buf = io.BytesIO()
-    np.save(buf, np.asarray(ranges, dtype="<i8").reshape(-1, 2), allow_pickle=False)
+    np.save(buf, np.asarray(ranges, dtype="<i8").reshape(-1, 4), allow_pickle=False)
     return buf.getvalue()
 
 
 def parse_wds_index(data: bytes, where: str, num_clips: int) -> np.ndarray:
-    """The ``[num_clips, 2]`` int64 ranges of an index (no pickle); ``check_range`` checks one before use."""
+    """The ``[num_clips, 4]`` int64 rows of an index (no pickle); ``check_range`` checks one before use."""
     arr = load_npy_bytes(data, where)
-    if arr.dtype.kind not in "iu" or arr.shape != (num_clips, 2):
-        raise CorruptStoreError(f"{where}: index must be an integer [{num_clips}, 2] array, got {arr.dtype} {arr.shape}")
+    if arr.dtype.kind not in "iu" or arr.shape != (num_clips, 4):
+        raise CorruptStoreError(f"{where}: index must be an integer [{num_clips}, 4] array, got {arr.dtype} {arr.shape}")
     return arr.astype(np.int64, copy=False)
 
 
@@ -114,30 +117,17 @@ def read_sample_members(fs: Any, tar_path: str, key: str, rng: tuple[int, int],
     return fields
 
 
-FIRST_READ = 64 << 10
-"""Bytes fetched to read a sample's first member (its ``meta.json``); the whole range if that is shorter."""
-
-
-def read_first_member(fs: Any, tar_path: str, key: str, rng: tuple[int, int], field: str,
-                      limits: TarLimits | None = None) -> bytes:
-    """The data of sample ``key``'s first member, which must be ``<key>.<field>``: one ranged read of at most
-    ``FIRST_READ`` bytes (a second, exact one if the member is longer), parsed from its real tar header."""
-    start, end = rng
-    data = fs.cat_file(tar_path, start=start, end=min(end, start + FIRST_READ))
-    where = f"{tar_path}[{start}:{end}]"
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
-            m = tf.next()
-    except tarfile.TarError as e:
-        raise CorruptStoreError(f"{where}: indexed range of {key!r} does not start with a tar member ({e})") from e
-    if m is None or not m.isfile() or m.name.rpartition("/")[2] != f"{key.rpartition('/')[2]}.{field}" \
-            or _key_of(m.name) != key:
-        raise CorruptStoreError(f"{where}: first member {getattr(m, 'name', None)!r} is not {key}.{field}")
-    check = (limits or TarLimits()).max_member_bytes
-    if m.size > check or start + m.offset_data + m.size > end:
-        raise CorruptStoreError(f"{where}: member {m.name!r} of {m.size} bytes does not fit the indexed range")
-    if m.offset_data + m.size > len(data):
-        data = fs.cat_file(tar_path, start=start, end=start + m.offset_data + m.size)
-        if len(data) != m.offset_data + m.size:
-            raise CorruptStoreError(f"{where}: member {m.name!r} is truncated")
-    return data[m.offset_data : m.offset_data + m.size]
+def read_meta_member(f: Any, tar_path: str, key: str, entry: Any, limits: TarLimits | None = None) -> bytes:
+    """The ``meta.json`` bytes of an index row ``[start, end, meta_offset, meta_size]`` from the open tar ``f``:
+    one exact read, refused unless it lies inside the sample's checked range and is a bounded size.
+    (The caller parses it as JSON and checks its ``clip_id``; the range itself was hashed with the store.)"""
+    start, end = int(entry[0]), int(entry[1])
+    off, size = int(entry[2]), int(entry[3])
+    if not (start + BLOCK <= off and off + size <= end and 0 < size <= (limits or TarLimits()).max_member_bytes):
+        raise CorruptStoreError(f"{tar_path}: sample {key!r}: meta.json at [{off}, {off + size}) is not inside "
+                                f"its indexed range [{start}, {end})")
+    f.seek(off)
+    data = f.read(size)
+    if len(data) != size:
+        raise CorruptStoreError(f"{tar_path}: sample {key!r}: meta.json is truncated")
+    return data

@@ -30,7 +30,7 @@ from geovr.shared.safety import (
     load_npy_bytes,
     safe_tar_members,
 )
-from geovr.shared.stores.wds_index import check_range, parse_wds_index, read_first_member, read_sample_members
+from geovr.shared.stores.wds_index import check_range, parse_wds_index, read_meta_member, read_sample_members
 
 __all__ = ["WdsShardReader", "clip_key", "write_wds_shard"]
 
@@ -135,17 +135,20 @@ class WdsShardReader:
 
     def read_metas(self, keys: list[str], rows: list[int] | None = None) -> list[dict[str, Any]]:
         """The ``.meta.json`` of each sample in ``keys`` alone (one open, one member read per sample; no array
-        member is read or decoded). An indexed shard given the ``rows`` reads each sample's first member
-        (``meta.json``, written first) with one small ranged read instead of scanning the tar headers."""
+        member is read or decoded). An indexed shard given the ``rows`` reads each sample's ``meta.json``
+        with one exact read at its indexed offset (in one open of the tar) instead of scanning the tar headers."""
         if self.ranges is not None and rows is not None:
-            out = []
-            for key, row in zip(keys, rows, strict=True):
-                if not 0 <= row < len(self.ranges):
-                    raise CorruptStoreError(f"{self.path}: no indexed row {row} for sample {key!r}")
-                rng = check_range(self.ranges[row], key, str(self.index_path), int(self.tar_bytes or 0), self.limits)
-                data = read_first_member(self.fs, self.path, key, rng, "meta.json", self.limits)
-                out.append(load_json_bytes(data, f"{self.path}:{key}.meta.json"))
-            return out
+            out: dict[int, dict[str, Any]] = {}
+            order = sorted(range(len(keys)), key=lambda i: rows[i])  # ascending offsets: readahead serves them
+            with self.fs.open(self.path, "rb") as f:
+                for i in order:
+                    key, row = keys[i], rows[i]
+                    if not 0 <= row < len(self.ranges):
+                        raise CorruptStoreError(f"{self.path}: no indexed row {row} for sample {key!r}")
+                    check_range(self.ranges[row], key, str(self.index_path), int(self.tar_bytes or 0), self.limits)
+                    data = read_meta_member(f, self.path, key, self.ranges[row], self.limits)
+                    out[i] = load_json_bytes(data, f"{self.path}:{key}.meta.json")
+            return [out[i] for i in range(len(keys))]
         if not self.index:
             self._scan()
         for key in keys:
