@@ -39,7 +39,8 @@ class StudentSample:
     ``features {layer: [S,h,w,C]}`` as float32 numpy arrays."""
     presized: bool = False
     """Frames are already at the student's final size (multiples of the merged patch, within its pixel
-    budget): the processor must not resize them."""
+    budget; a store's frames): the processor gets ``do_resize=False`` (checked against
+    the adapter's ``merged_patch``)."""
 
 
 def _chat(messages: list[dict] | None) -> list[dict]:
