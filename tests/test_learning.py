@@ -23,15 +23,16 @@ def _evaluate(export, store, qa):
     from geovr.train.data import TrainData
     from geovr.train.export import load_exported
     from geovr.train.losses import LossConfig
+    from geovr.train.objective import GeoObjective
     from geovr.train.student.collate import prepare_sample
 
-    student, processor = load_exported(export)
-    student.loss_cfg = LossConfig(lm=0.0)  # every geometry term on, whatever the run trained
+    student, adapter = load_exported(export)
+    objective = GeoObjective(student, LossConfig(lm=0.0))  # every geometry term on, whatever the run trained
     data = TrainData(DataConfig(stores=[str(store)], instructions=[str(qa)]), seed=0)
     terms = {k: [] for k in GEOMETRY}
     with torch.no_grad():
         for pos in range(len(data)):
-            out = student([prepare_sample(processor, data.sample(pos))])
+            out = objective([prepare_sample(adapter, data.sample(pos))])
             for k in GEOMETRY:
                 terms[k].append(float(out[k]))
     return {k: float(np.mean(v)) for k, v in terms.items()}

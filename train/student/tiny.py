@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+TINY_MODELS = {"tiny-qwen3vl": "qwen3_vl", "tiny-qwen25vl": "qwen2_5_vl"}
+"""Special model names that build a tiny random student (tests, demo, benchmarks) -> ``model_type``."""
 SPECIAL_TOKENS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
     "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
