@@ -24,3 +24,14 @@ class Qwen35Adapter(StudentAdapter):
         """``hidden_states`` indices (1..L) whose decoder layer is a full-attention layer."""
         types = self.config.get_text_config().layer_types
         return [i + 1 for i, kind in enumerate(types) if kind == "full_attention"]
+
+    def full_attention_map(self, teacher_layers: list[int], teacher_num_layers: int) -> list[int]:
+        """GeoVR's map with each index moved to the nearest full-attention output (ties: the deeper one).
+
+        Qwen3.5-2B (24 layers, full attention every 4th): [5, 12, 18, 24] -> [4, 12, 20, 24]. Use it via
+        ``StudentConfig.layer_map``; docs/qwen35.md has the measured comparison with the default map.
+        """
+        full = self.full_attention_layers()
+        if not full:
+            raise ValueError(f"{self.model_type}: the config has no full-attention layer")
+        return [min(full, key=lambda f: (abs(f - i), -f)) for i in self.layer_map(teacher_layers, teacher_num_layers)]
