@@ -89,3 +89,14 @@ def test_layer_map_over_the_real_2b_layout(tiny):
     text.layer_types = ["linear_attention"] * 24
     with pytest.raises(ValueError, match="no full-attention layer"):
         type(adapter)(adapter.processor, cfg).full_attention_map(LAYERS, 24)
+
+
+def test_recipe_is_the_papers_with_the_qwen35_student():
+    from dataclasses import asdict
+
+    from geovr.train.config import load_config
+
+    ours, paper = asdict(load_config("paper_qwen35_2b")), asdict(load_config("paper_qwen3vl_2b"))
+    assert ours["model"].pop("model") == "Qwen/Qwen3.5-2B" and paper["model"].pop("model").startswith("Qwen/Qwen3-VL")
+    assert ours["run"].pop("out_dir") != paper["run"].pop("out_dir")
+    assert ours == paper  # every hyperparameter (losses, optimiser, ZeRO, sampling, heads) is the paper's
