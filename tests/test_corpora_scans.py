@@ -216,7 +216,8 @@ def test_extraction_of_an_imported_scan_takes_its_scale_from_ground_truth(scanne
 
     res, out = scannet_import
     cfg = ExtractConfig(corpus=str(out / "corpus.jsonl"), out=str(tmp_path / "s"), teacher="vggt",
-                        teacher_kwargs={"config": "tiny", "device": "cpu"}, format="wds", scale_from="auto",
+                        teacher_kwargs={"config": "tiny", "device": "cpu", "random_init": True}, format="wds",
+                        scale_from="auto",
                         sampling=SamplingConfig(num_frames=4, longest_edge=84), workers=0, progress=False)
     assert run_extract(cfg).stored == 1
     finalize_store(tmp_path / "s")
