@@ -150,7 +150,7 @@ def test_objective_returns_every_term_and_builds_the_unused_list_once(tiny):
     sample = prepare_sample(adapter, _sample(targets=targets))
     terms = objective([sample])
     assert tuple(terms) == TERMS and all(torch.isfinite(v) for v in terms.values())
-    assert all(float(terms[k]) > 0 for k in ("lm", "camera", "depth", "scale", "distill"))
+    assert all(float(terms[k].detach()) > 0 for k in ("lm", "camera", "depth", "scale", "distill"))
     terms["loss"].backward()
     assert student.camera_embed.weight.grad.abs().sum() > 0 and student.scale_embed.weight.grad.abs().sum() > 0
     unused = objective.maybe_unused()

@@ -76,14 +76,12 @@ class StudentAdapter:
     def __init__(self, processor: Any, hf_config: Any) -> None:
         self.processor = processor
         self.config = hf_config
-        tok = processor.tokenizer
         self.camera_id = self._token_id(self.camera_token)
         self.scale_id = self._token_id(self.scale_token)
         self.turn_end_id = self._token_id(self.turn_end_token)
         self.video_id = int(hf_config.video_token_id)
         self.merge_size = int(hf_config.vision_config.spatial_merge_size)
         self.patch_size = int(hf_config.vision_config.patch_size)
-        self.vocab = len(tok)
 
     def _token_id(self, token: str) -> int:
         tid = self.processor.tokenizer.convert_tokens_to_ids(token)
