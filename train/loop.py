@@ -89,6 +89,7 @@ def train(cfg: TrainConfig) -> dict:  # noqa: C901
         or cfg.model.teacher_num_layers
     student, adapter = load_student(cfg.model, torch.bfloat16 if bf16 else torch.float32)
     objective = GeoObjective(student, cfg.loss)
+    data.check_student(adapter.merged_patch)  # stored frames enter the processor without a resize
     opt = torch.optim.AdamW(
         [{"params": student.student_parameters(), "lr": cfg.optim.lr},
          {"params": student.head_parameters(), "lr": cfg.optim.head_lr}],
