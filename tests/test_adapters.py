@@ -43,7 +43,7 @@ def test_registry_picks_the_adapter_by_model_type(tiny):
     assert type(adapter) is ADAPTERS[hf.config.model_type] and adapter.model_type == hf.config.model_type
     cfg = AutoConfig.from_pretrained(hf.config.name_or_path)
     cfg.model_type = "no_such_family"
-    with pytest.raises(ValueError, match="no_such_family.*known: qwen2_5_vl, qwen3_vl"):
+    with pytest.raises(ValueError, match="no_such_family.*known: qwen2_5_vl, qwen3_5, qwen3_vl"):
         adapter_for(adapter.processor, cfg)
 
 

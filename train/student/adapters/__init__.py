@@ -9,11 +9,13 @@ from typing import Any
 
 from geovr.train.student.adapters.base import IGNORE, StudentAdapter, layer_map
 from geovr.train.student.adapters.qwen2_5_vl import Qwen25VLAdapter
+from geovr.train.student.adapters.qwen3_5 import Qwen35Adapter
 from geovr.train.student.adapters.qwen3_vl import Qwen3VLAdapter
 
 ADAPTERS: dict[str, type[StudentAdapter]] = {
     "qwen2_5_vl": Qwen25VLAdapter,
     "qwen3_vl": Qwen3VLAdapter,
+    "qwen3_5": Qwen35Adapter,
 }
 """``model_type`` -> adapter class."""
 
