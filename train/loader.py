@@ -23,13 +23,11 @@ MAX_REPLACEMENTS = 100
 """Items tried in a row for one slot before the run stops (every one too long for ``data.max_tokens``)."""
 
 
-def _protected_ids(processor: Any) -> set[int]:
-    """Token ids that close the video block or are geovr placeholders inside it: never cut, nothing before them."""
-    from geovr.train.student.model import CAMERA_TOKEN, SCALE_TOKEN
-
-    tok = processor.tokenizer
-    end = getattr(processor, "vision_end_token_id", None) or tok.convert_tokens_to_ids("<|vision_end|>")
-    return {int(end), *(int(tok.convert_tokens_to_ids(t)) for t in (CAMERA_TOKEN, SCALE_TOKEN))}
+def _protected_ids(adapter: Any) -> set[int]:
+    """Token ids that close the video block or are geovr placeholders: never cut, nor anything before them."""
+    processor = adapter.processor
+    end = getattr(processor, "vision_end_token_id", None) or processor.tokenizer.convert_tokens_to_ids("<|vision_end|>")
+    return {int(end), int(adapter.camera_id), int(adapter.scale_id)}
 
 
 def fit_max_tokens(prepared: dict, max_tokens: int, protected: set[int]) -> tuple[dict | None, bool]:
@@ -61,12 +59,13 @@ def fit_max_tokens(prepared: dict, max_tokens: int, protected: set[int]) -> tupl
 class PreparedSamples:
     """Map-style dataset: index ``k`` -> prepared sample of (``start_step + k // accum``, ``k % accum``)."""
 
-    def __init__(self, cfg: DataConfig, seed: int, processor: Any, frame_mode: str, start_step: int, max_steps: int,
+    def __init__(self, cfg: DataConfig, seed: int, adapter: Any, frame_mode: str, start_step: int, max_steps: int,
                  rank: int, world: int, accum: int, data: Any = None) -> None:
-        self.cfg, self.seed, self.processor, self.frame_mode = cfg, seed, processor, frame_mode
+        """``adapter``: the student's ``StudentAdapter`` (holds the processor)."""
+        self.cfg, self.seed, self.adapter, self.frame_mode = cfg, seed, adapter, frame_mode
         self.start, self.max_steps, self.rank, self.world, self.accum = start_step, max_steps, rank, world, accum
         self._data, self._pid = data, os.getpid()
-        self._protected = _protected_ids(processor) if cfg.max_tokens > 0 else set()
+        self._protected = _protected_ids(adapter) if cfg.max_tokens > 0 else set()
 
     def __len__(self) -> int:
         return max(self.max_steps - self.start, 0) * self.accum
@@ -88,7 +87,7 @@ class PreparedSamples:
         step, micro = self.start + k // self.accum, k % self.accum
         pos = data.position(step, micro, self.rank, self.world, self.accum)
         for skipped in range(MAX_REPLACEMENTS):
-            prepared = prepare_sample(self.processor, data.sample(pos + skipped * len(data)), self.frame_mode)
+            prepared = prepare_sample(self.adapter, data.sample(pos + skipped * len(data)), self.frame_mode)
             prepared, truncated = fit_max_tokens(prepared, self.cfg.max_tokens, self._protected)
             if prepared is not None:
                 return {**prepared, "data_meta": {"skipped": skipped, "truncated": int(truncated)}}
