@@ -100,16 +100,18 @@ def test_fit_max_tokens_cuts_only_text_after_the_video():
 
 
 @pytest.fixture(scope="module")
-def tiny_processor(tmp_path_factory):
-    from transformers import AutoProcessor
+def tiny_adapter(tmp_path_factory):
+    from transformers import AutoConfig, AutoProcessor
 
+    from geovr.train.student.adapters import adapter_for
     from geovr.train.student.tiny import build_tiny_student_dir
 
     root = os.environ.get("GEOVR_TEST_CACHE") or str(tmp_path_factory.mktemp("tiny"))
-    return AutoProcessor.from_pretrained(build_tiny_student_dir(f"{root}/tiny-qwen3vl", "qwen3_vl"))
+    path = build_tiny_student_dir(f"{root}/tiny-qwen3vl", "qwen3_vl")
+    return adapter_for(AutoProcessor.from_pretrained(path), AutoConfig.from_pretrained(path))
 
 
-def test_data_mix_and_token_limit_on_a_store(oracle_store, tiny_processor, monkeypatch):
+def test_data_mix_and_token_limit_on_a_store(oracle_store, tiny_adapter, monkeypatch):
     from geovr.train.config import DataConfig
     from geovr.train.data import TrainData
     from geovr.train.loader import PreparedSamples
@@ -121,16 +123,16 @@ def test_data_mix_and_token_limit_on_a_store(oracle_store, tiny_processor, monke
     assert [m is not None for _, m in qa_only.items] == [True]
     assert sorted(c for c, _ in mixed.items) == ["synth_0000", "synth_0001"]
 
-    full = prepare_sample(tiny_processor, qa_only.sample(0))
+    full = prepare_sample(tiny_adapter, qa_only.sample(0))
     n = full["inputs"]["input_ids"].shape[1]
     ids = full["inputs"]["input_ids"][0].numpy()
-    video_end = int(np.nonzero(ids == tiny_processor.vision_end_token_id)[0].max()) + 1
+    video_end = int(np.nonzero(ids == tiny_adapter.processor.vision_end_token_id)[0].max()) + 1
     assert video_end < n - 2  # the question and answer follow the video
     cfg = DataConfig(stores=[str(store)], instructions=[str(qa)], max_tokens=video_end + 1, workers=0)
-    s = PreparedSamples(cfg, 0, tiny_processor, "duplicate", 0, 1, 0, 1, 1, qa_only)[0]
+    s = PreparedSamples(cfg, 0, tiny_adapter, "duplicate", 0, 1, 0, 1, 1, qa_only)[0]
     assert s["data_meta"] == {"skipped": 0, "truncated": 1} and s["inputs"]["input_ids"].shape[1] == video_end + 1
     assert torch.equal(s["inputs"]["input_ids"][0], full["inputs"]["input_ids"][0, : video_end + 1])
     cfg.max_tokens = video_end - 1  # the video block alone does not fit: every replacement fails too
     monkeypatch.setattr("geovr.train.loader.MAX_REPLACEMENTS", 3)
     with pytest.raises(RuntimeError, match="data.max_tokens"):
-        PreparedSamples(cfg, 0, tiny_processor, "duplicate", 0, 1, 0, 1, 1, qa_only)[0]
+        PreparedSamples(cfg, 0, tiny_adapter, "duplicate", 0, 1, 0, 1, 1, qa_only)[0]
