@@ -64,10 +64,12 @@ if "--node_rank=0" not in launcher:  # same command on every node; load the conf
     sys.exit(0)
 from geovr.train.launch import _parser
 ns, overrides = _parser().parse_known_args(prog)
-from geovr.train.config import load_config
+from geovr.train.config import accumulation, load_config
 cfg = load_config(ns.config, overrides)
+opt = dict(a.split("=", 1) for a in launcher if a.startswith("--") and "=" in a)
+world = int(opt["--nnodes"]) * int(opt["--nproc_per_node"])
 print(json.dumps({{"launcher": launcher, "stores": cfg.data.stores, "out_dir": cfg.run.out_dir,
-                   "grad_accum": cfg.optim.grad_accum, "resume": cfg.run.resume}}))
+                   "grad_accum": accumulation(cfg.optim, world), "resume": cfg.run.resume}}))
 """
 
 

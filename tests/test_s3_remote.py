@@ -71,7 +71,7 @@ def test_publish_verify_pull_and_train_reads_over_s3(s3, fmt, tmp_path):
         a, b = local[cid], remote[cid]
         np.testing.assert_array_equal(a.depth, b.depth)
         assert a.frames == b.frames
-    data = TrainData(DataConfig(stores=[url], geometry_only=True), seed=0)
+    data = TrainData(DataConfig(stores=[url], mix_clips_without_qa=True), seed=0)
     assert sorted(data.item_at(p)[0] for p in range(len(IDS))) == IDS
     sample = data.sample(0)
     assert sample.targets["depth"].dtype == np.float32 and len(sample.frames) == 2
