@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from geovr.shared.errors import UsageError
 
-from geovr.shared.schema import ResizeSpec
+if TYPE_CHECKING:  # numpy and the schema load on first use, so the CLI can build flags from SamplingConfig
+    import numpy as np
+
+    from geovr.shared.schema import ResizeSpec
 
 
-class SamplingMismatch(ValueError):
+class SamplingMismatch(UsageError):
     """A cached clip was sampled differently from what the current configuration would do."""
 
 
@@ -131,6 +134,10 @@ def plan_sampling(
     n = frame_count(n_available, source_fps, cfg)
     if n < cfg.min_frames:
         raise ValueError(f"clip has {n_available} frames; at least {cfg.min_frames} (even: {cfg.even}) are required")
+    import numpy as np
+
+    from geovr.shared.schema import ResizeSpec
+
     # uniform over the clip, centred in each of n equal bins: deterministic and duplicate-free
     idx = start + np.floor((np.arange(n) + 0.5) * n_available / n).astype(np.int64)
     fps = source_fps if math.isfinite(source_fps) and source_fps > 0 else 30.0
@@ -151,6 +158,10 @@ def check_clip_matches(meta: dict[str, Any], cfg: SamplingConfig, start: int = 0
         plan = plan_sampling(int(video["num_frames"]), float(video["fps"]), src_hw, cfg, start, end)
     except ValueError as exc:
         raise SamplingMismatch(f"clip {meta['clip_id']!r}: cannot be sampled under {cfg}: {exc}") from exc
+    import numpy as np
+
+    from geovr.shared.schema import ResizeSpec
+
     cached = np.asarray(meta["frame_indices"], dtype=np.int64)
     if not np.array_equal(cached, plan.indices):
         raise SamplingMismatch(

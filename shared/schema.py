@@ -47,7 +47,7 @@ class TeacherInfo:
     weights_sha256: str = ""
     """sha256 of the weights file the teacher was loaded from (empty for weight-free teachers)."""
     feature_layers: tuple[int, ...] = ()
-    """Teacher layers the features were taken from, e.g. ``(4, 11, 17, 23)``."""
+    """Teacher layers the features were taken from, e.g. VGGT's DPT layers (``geovr.shared.teacher_layers``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "feature_layers": list(self.feature_layers)}

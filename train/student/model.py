@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geovr.shared.teacher_layers import VGGT_DPT_LAYERS
 from geovr.train.heads import CameraHead, DepthHead, DistillHead, ScaleHead
 from geovr.train.losses import LossConfig, camera_loss, depth_loss, distill_loss, scale_loss
 
@@ -51,7 +52,7 @@ class StudentConfig:
     """transformers attention backend."""
     teacher_feature_dim: int = 1024
     """Channels of the cached teacher features (set from the store by the trainer)."""
-    teacher_layers: list[int] = field(default_factory=lambda: [4, 11, 17, 23])
+    teacher_layers: list[int] = field(default_factory=lambda: list(VGGT_DPT_LAYERS))
     """Teacher layers of the cached features, in order (set from the store by the trainer)."""
     camera_hidden: int = 1536
     """Hidden width of the camera head MLP (paper: 1536)."""

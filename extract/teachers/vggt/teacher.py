@@ -12,6 +12,7 @@ from geovr.extract.teachers.base import ClipContext, TeacherOutput
 from geovr.extract.teachers.vggt.model import VGGT, VGGTConfig
 from geovr.shared.geometry import pose_enc_to_extri_intri
 from geovr.shared.schema import TeacherInfo
+from geovr.shared.teacher_layers import VGGT_DPT_LAYERS
 
 DROPPED_PREFIXES = ("point_head.", "track_head.")
 """Official checkpoint parts the teacher never runs; dropped before the strict load."""
@@ -92,7 +93,7 @@ class VGGTTeacher:
 
 
 def build(weights: str | None = None, config: str | VGGTConfig = "vggt_1b", device: str | None = None,
-          seed: int = 0, layers: Sequence[int] = (4, 11, 17, 23), **_: object) -> VGGTTeacher:
+          seed: int = 0, layers: Sequence[int] = VGGT_DPT_LAYERS, **_: object) -> VGGTTeacher:
     """Registry factory. ``weights=None`` builds a seeded random model (tests, benchmarks) and says so."""
     cfg = config if isinstance(config, VGGTConfig) else getattr(VGGTConfig, config)()
     if isinstance(config, str) and config == "tiny":
