@@ -1,79 +1,63 @@
-"""``geovr eval ...``: evaluation commands (thin; heavy imports inside)."""
+"""``geovr eval ...``: evaluation commands, their flags built from ``geovr.evaluate.config`` (thin; heavy
+imports inside)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+import inspect
+from typing import Any
 
 import typer
+
+from geovr.evaluate.config import GeometryConfig, SynthQAConfig, VSIBenchConfig
+from geovr.shared.cliconfig import config_command, config_from_dict
 
 app = typer.Typer(no_args_is_help=True)
 
 
-@app.command("vsibench")
-def vsibench(
-    bench: Annotated[Path, typer.Option(help="Benchmark folder: test.parquet/test.jsonl + {dataset}/{scene}.mp4.")],
-    model: Annotated[str, typer.Option(help="Model folder or hub id (any transformers Qwen-VL / geovr export).")] = "",
-    out: Annotated[Path, typer.Option(help="Output folder for predictions.jsonl and report.json.")] = Path(
-        "vsibench_out"
-    ),
-    predictions: Annotated[str, typer.Option(help="Score this predictions JSONL ({id, prediction}) instead.")] = "",
-    annotations: Annotated[str, typer.Option(help="Annotation file (default: test.parquet/jsonl in --bench).")] = "",
-    split: Annotated[str, typer.Option(help="full | debiased (rows with pruned == False).")] = "full",
-    frames: Annotated[int, typer.Option(help="Frames sampled uniformly per video.")] = 32,
-    batch_size: Annotated[int, typer.Option(help="Questions per generate() call.")] = 4,
-    dtype: Annotated[str, typer.Option(help="auto | bf16 | fp16 | fp32.")] = "auto",
-    attn: Annotated[str, typer.Option(help="Attention implementation.")] = "sdpa",
-    limit: Annotated[int, typer.Option(help="Only the first N questions (0 = all).")] = 0,
-    lenient: Annotated[bool, typer.Option(help="Also report lmms-eval's lenient number parsing.")] = False,
-) -> None:
+def _vsibench(raw: dict[str, Any], predictions: str = "") -> None:
     """Answer and score VSI-Bench-format questions (resumable; writes a table and report.json)."""
-    from geovr.evaluate.vsibench import VSIBenchConfig, run
+    from geovr.evaluate.vsibench import run
 
-    cfg = VSIBenchConfig(
-        bench_dir=str(bench), model=model, out_dir=str(out), annotations=annotations, split=split,
-        num_frames=frames, batch_size=batch_size, dtype=dtype, attn_implementation=attn, limit=limit,
-        lenient=lenient,
-    )
+    cfg: VSIBenchConfig = config_from_dict(VSIBenchConfig, raw, "eval vsibench")
+    cfg.validate(predictions)
     run(cfg, predictions=predictions)
 
 
-@app.command("synth-qa")
-def synth_qa(
-    corpus: Annotated[Path, typer.Option(help="Synthetic corpus folder written by `geovr synth`.")],
-    out: Annotated[Path, typer.Option(help="Output benchmark folder (VSI-Bench format).")],
-    seed: Annotated[int, typer.Option(help="Seed for option order and sampling.")] = 0,
-) -> None:
-    """Generate VSI-style spatial questions from the synthetic corpus's ground truth."""
+def _synth_qa(raw: dict[str, Any]) -> None:
+    """Generate VSI-style spatial questions from the synthetic corpus's ground truth (disjoint train/test)."""
+    cfg: SynthQAConfig = config_from_dict(SynthQAConfig, raw, "eval synth-qa")
+    cfg.validate()
     from geovr.evaluate.synth_qa import generate
 
-    path = generate(corpus, out, seed)
-    typer.echo(f"wrote {path}")
+    path = generate(cfg.corpus_dir(), cfg.out, cfg.seed, cfg.test_fraction)
+    typer.echo(f"wrote {path} (test questions) and {path.parent / 'train_conversations.jsonl'} (training questions)")
 
 
-@app.command("geometry")
-def geometry(
-    ref: Annotated[Path, typer.Option(help="Reference store (e.g. oracle ground truth, or the teacher's targets).")],
-    pred: Annotated[Path, typer.Option(help="Target store to score (e.g. another teacher's).")] = None,  # type: ignore[assignment]
-    model: Annotated[Path, typer.Option(help="Or: a `geovr train` export folder; its heads are read out on "
-                                              "the clips of --ref.")] = None,  # type: ignore[assignment]
-    max_clips: Annotated[int, typer.Option(help="Score only the first N clips of --ref (--model only; 0 = all).")] = 0,
-    out: Annotated[Path, typer.Option(help="JSON report path.")] = Path("geometry_report.json"),
-    alignment: Annotated[str, typer.Option(help="Depth scale alignment: none | median | lstsq.")] = "median",
-    threshold: Annotated[float, typer.Option(help="Pose threshold in degrees for RRA/RTA/AUC.")] = 30.0,
-) -> None:
+def _geometry(raw: dict[str, Any]) -> None:
     """Pose RRA/RTA/AUC, depth AbsRel/delta1 and metric-scale error of a store (--pred) or of a
     trained student's heads (--model) against a reference store."""
+    cfg: GeometryConfig = config_from_dict(GeometryConfig, raw, "eval geometry")
+    cfg.validate()
     from geovr.evaluate.geometry_eval import compare_stores, write_report
 
-    if (pred is None) == (model is None):
-        raise typer.BadParameter("give exactly one of --pred STORE or --model EXPORT")
-    if model is not None:
+    if cfg.model:
         from geovr.evaluate.student_readout import readout_metrics
 
-        report = readout_metrics(str(model), str(ref), alignment, threshold, max_clips or None)
+        report = readout_metrics(cfg.model, cfg.ref, cfg.alignment, cfg.threshold, cfg.max_clips or None)
     else:
-        report = compare_stores(str(pred), str(ref), alignment, threshold)
-    write_report(report, out)
+        report = compare_stores(cfg.pred, cfg.ref, cfg.alignment, cfg.threshold)
+    write_report(report, cfg.out)
     for k, v in report["mean"].items():
-        typer.echo(f"{k:<14} {v:.4f}")
+        typer.echo(f"{k:<14} {'n/a' if v is None else f'{v:.4f}'}")
+    typer.echo(f"wrote {cfg.out}")
+
+
+app.command("vsibench")(config_command(
+    VSIBenchConfig, _vsibench,
+    rename={"bench_dir": "--bench", "out_dir": "--out", "num_frames": ("--num-frames", "--frames"),
+            "attn_implementation": "--attn"},
+    extra=[inspect.Parameter("predictions", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=typer.Option(
+        "", "--predictions", help="Score this predictions JSONL ({id, prediction}) instead of running a model."))],
+))
+app.command("synth-qa")(config_command(SynthQAConfig, _synth_qa))
+app.command("geometry")(config_command(GeometryConfig, _geometry))

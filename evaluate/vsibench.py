@@ -11,47 +11,15 @@ from __future__ import annotations
 
 import json
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from geovr.evaluate.config import SPLITS, VSIBenchConfig  # noqa: E402,F401  (re-exported)
 from geovr.evaluate.prompts import build_prompt
 from geovr.evaluate.scorer import aggregate, format_table
 from geovr.shared.video_meta import video_metadata
-
-SPLITS = ("full", "debiased")
-"""``full``: every row; ``debiased``: rows with ``pruned == False`` (VSI-Bench-Debiased)."""
-
-
-@dataclass
-class VSIBenchConfig:
-    """One evaluation run."""
-
-    bench_dir: str
-    """Folder holding the annotation file and the ``{dataset}/{scene_name}.mp4`` videos."""
-    model: str = ""
-    """Local model folder or hub id (empty in ``--predictions`` mode)."""
-    out_dir: str = "vsibench_out"
-    """Where ``predictions.jsonl`` and ``report.json`` go."""
-    annotations: str = ""
-    """Annotation file (default: ``test.parquet`` or ``test.jsonl`` in ``bench_dir``)."""
-    split: str = "full"
-    """``full`` or ``debiased``."""
-    num_frames: int = 32
-    """Frames per video, sampled uniformly (16/32/64/128 in the literature)."""
-    batch_size: int = 4
-    """Questions per generate() call."""
-    max_new_tokens: int = 16
-    """Official generation length."""
-    dtype: str = "auto"
-    """``auto`` (bf16 on GPU, fp32 on CPU), ``bf16``, ``fp16`` or ``fp32``."""
-    attn_implementation: str = "sdpa"
-    """transformers attention backend (``sdpa``, ``flash_attention_2``, ``eager``)."""
-    limit: int = 0
-    """Evaluate only the first N rows (0 = all)."""
-    lenient: bool = False
-    """Also report lmms-eval's lenient number parsing (labelled separately)."""
 
 
 def load_rows(cfg: VSIBenchConfig) -> list[dict]:
@@ -187,12 +155,11 @@ def score(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> dict:
 
 def run(cfg: VSIBenchConfig, predictions: str = "") -> dict:
     """Predict (unless ``predictions`` is given) and score; returns the report dict."""
-    Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+    cfg.validate(predictions)  # before the output folder exists and before any model loads
     rows = load_rows(cfg)
+    Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
     if predictions:
         return score(cfg, rows, Path(predictions))
-    if not cfg.model:
-        raise ValueError("give --model to run inference, or --predictions FILE to score existing answers")
     pred_path = Path(cfg.out_dir) / "predictions.jsonl"
     predict(cfg, rows, pred_path)
     return score(cfg, rows, pred_path)

@@ -78,8 +78,8 @@ class Flag:
     """Field path in the config tree, e.g. ``("sampling", "fps")``."""
     param: str
     """Python parameter name of the command (unique)."""
-    decl: str
-    """The flag, e.g. ``--num-frames``."""
+    decls: tuple[str, ...]
+    """The flag and its aliases, e.g. ``("--num-frames", "--frames")``."""
     annotation: Any
     """Flag type."""
     default: Any
@@ -88,9 +88,10 @@ class Flag:
     """Help text (the field docstring)."""
 
 
-def flags_of(cls: type, exclude: tuple[str, ...] = (), rename: dict[str, str] | None = None,
+def flags_of(cls: type, exclude: tuple[str, ...] = (), rename: dict[str, str | tuple[str, ...]] | None = None,
              prefix: tuple[str, ...] = ()) -> list[Flag]:
-    """The flags of ``cls`` (dotted paths in ``exclude`` are left out; ``rename`` maps a dotted path to a flag)."""
+    """The flags of ``cls`` (dotted paths in ``exclude`` are left out; ``rename`` maps a dotted path to a flag or to a flag and its
+    aliases)."""
     rename = rename or {}
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
@@ -107,10 +108,11 @@ def flags_of(cls: type, exclude: tuple[str, ...] = (), rename: dict[str, str] | 
         ann = _scalar(tp)
         if ann is None:
             continue
-        decl = rename.get(dotted, "--" + f.name.replace("_", "-"))
-        if ann is bool and "/" not in decl:
-            decl = f"{decl}/--no-{decl[2:]}"
-        out.append(Flag(path, "__".join(path), decl, ann, _default(f), docs.get(f.name, "")))
+        named = rename.get(dotted, "--" + f.name.replace("_", "-"))
+        decls = (named,) if isinstance(named, str) else tuple(named)
+        if ann is bool and "/" not in decls[0]:
+            decls = (f"{decls[0]}/--no-{decls[0][2:]}", *decls[1:])
+        out.append(Flag(path, "__".join(path), decls, ann, _default(f), docs.get(f.name, "")))
     return out
 
 
@@ -158,7 +160,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def config_command(cls: type, body: Callable[..., Any], *, exclude: tuple[str, ...] = (),
-                   rename: dict[str, str] | None = None, extra: list[inspect.Parameter] | None = None,
+                   rename: dict[str, str | tuple[str, ...]] | None = None, extra: list[inspect.Parameter] | None = None,
                    yaml_option: bool = True) -> Callable[..., Any]:
     """A typer command whose flags are the fields of ``cls``; it calls ``body(cfg, **extra_values)``.
 
@@ -171,7 +173,7 @@ def config_command(cls: type, body: Callable[..., Any], *, exclude: tuple[str, .
     flags = flags_of(cls, exclude, rename)
     params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
     params += [inspect.Parameter(fl.param, inspect.Parameter.KEYWORD_ONLY, annotation=fl.annotation,
-                                default=typer.Option(fl.default, fl.decl, help=fl.help)) for fl in flags]
+                                default=typer.Option(fl.default, *fl.decls, help=fl.help)) for fl in flags]
     if yaml_option:
         params.append(inspect.Parameter(
             "config_file", inspect.Parameter.KEYWORD_ONLY, annotation=typing.Optional[Path],  # noqa: UP045

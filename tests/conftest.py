@@ -47,3 +47,33 @@ def oracle_store(synth_corpus, tmp_path_factory):
     qa.write_text(json.dumps({"id": "q0", "clip_id": "synth_0000", "conversations": [
         {"from": "human", "value": "<video>\nHow many chairs are in this room?"}, {"from": "gpt", "value": "2"}]}) + "\n")
     return out, qa
+
+
+class CliResult:
+    """What one in-process ``geovr`` call did."""
+
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.exit_code, self.stdout, self.stderr = code, out, err
+        self.output = out + err
+
+    def __repr__(self) -> str:
+        return f"CliResult(exit_code={self.exit_code}, stdout={self.stdout[-1500:]!r}, stderr={self.stderr[-1500:]!r})"
+
+
+def run_geovr(*args) -> CliResult:
+    """``geovr ARGS`` in this process through the console script's ``main`` (exit-code mapping included)."""
+    import contextlib
+    import io
+
+    from geovr.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(scope="session")
+def geovr_cli():
+    """``run_geovr``: call the CLI in-process and get its exit code, stdout and stderr."""
+    return run_geovr
