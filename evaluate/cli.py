@@ -4,6 +4,7 @@ imports inside)."""
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 import typer
@@ -48,7 +49,7 @@ def _geometry(raw: dict[str, Any]) -> None:
         report = compare_stores(cfg.pred, cfg.ref, cfg.alignment, cfg.threshold)
     write_report(report, cfg.out)
     for k, v in report["mean"].items():
-        typer.echo(f"{k:<14} {'n/a' if v is None else f'{v:.4f}'}")
+        typer.echo(f"{k:<14} {f'{v:.4f}' if v is not None and math.isfinite(v) else 'n/a'}")
     typer.echo(f"wrote {cfg.out}")
 
 

@@ -4,13 +4,13 @@ teacher), clip by clip over the clips both hold."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from geovr.evaluate.geometry_metrics import depth_metrics, pose_metrics, scale_rel_error
+from geovr.shared.jsonio import dumps_strict
 
 
 def compare_stores(pred_root: str, ref_root: str, alignment: str = "median", threshold: float = 30.0) -> dict:
@@ -54,4 +54,4 @@ def mean_metrics(per_clip: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def write_report(report: dict, out: str | Path) -> None:
-    Path(out).write_text(json.dumps(report, indent=2))
+    Path(out).write_text(dumps_strict(report, indent=2))

@@ -19,6 +19,7 @@ import numpy as np
 from geovr.evaluate.config import SPLITS, VSIBenchConfig  # noqa: E402,F401  (re-exported)
 from geovr.evaluate.prompts import build_prompt
 from geovr.evaluate.scorer import aggregate, format_table
+from geovr.shared.jsonio import dumps_strict
 from geovr.shared.video_meta import video_metadata
 
 
@@ -148,7 +149,7 @@ def score(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> dict:
     }
     if cfg.lenient:
         report["scores_lenient_lmms_eval"] = asdict(aggregate(joined, lenient=True))
-    Path(cfg.out_dir, "report.json").write_text(json.dumps(report, indent=2))
+    Path(cfg.out_dir, "report.json").write_text(dumps_strict(report, indent=2))
     print(format_table(strict))
     return report
 

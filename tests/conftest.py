@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -77,3 +79,29 @@ def run_geovr(*args) -> CliResult:
 def geovr_cli():
     """``run_geovr``: call the CLI in-process and get its exit code, stdout and stderr."""
     return run_geovr
+
+
+def train_cli(env, store, qa, out, *overrides, nproc=1):
+    """``geovr train`` of the tiny CPU recipe in a subprocess; returns its metrics.jsonl rows."""
+    cmd = [sys.executable, "-m", "geovr", "train", "--config", "tiny_cpu", f"data.stores=[{store}]",
+           f"data.instructions=[{qa}]", f"run.out_dir={out}", *overrides]
+    if nproc > 1:
+        cmd += ["--nproc", str(nproc), "--master-port", str(29600 + os.getpid() % 300)]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+LEARN_STEPS = 60
+"""Steps of the one shared training run (every loss term on); bounds in test_learning.py were measured on it."""
+
+
+@pytest.fixture(scope="session")
+def trained_run(env, oracle_store, tmp_path_factory):
+    """One short DeepSpeed ZeRO-2 run (1 process, tiny Qwen3-VL, every loss term on, in-process data) shared by
+    the learning, export and resume tests: ``(out_dir, metrics rows)``."""
+    store, qa = oracle_store
+    out = tmp_path_factory.mktemp("trained") / "run"
+    metrics = train_cli(env, store, qa, out, f"run.max_steps={LEARN_STEPS}", f"run.save_every={LEARN_STEPS}",
+                        "data.workers=0")
+    return out, metrics

@@ -1,40 +1,32 @@
 """Stage two under DeepSpeed on CPU: ZeRO-2 (1 and 2 processes), ZeRO-3, exact resume, export."""
 
-import json
 import math
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import LEARN_STEPS, train_cli
 
 pytestmark = pytest.mark.deepspeed
 TERMS = ("lm", "camera", "depth", "scale", "distill")
 
 
 def _train(env, store, qa, out, *overrides, nproc=1):
-    cmd = [sys.executable, "-m", "geovr", "train", "--config", "tiny_cpu", f"data.stores=[{store}]",
-           f"data.instructions=[{qa}]", f"run.out_dir={out}", *overrides]
-    if nproc > 1:
-        cmd += ["--nproc", str(nproc), "--master-port", str(29600 + os.getpid() % 300)]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return train_cli(env, store, qa, out, *overrides, nproc=nproc)
 
 
-def test_zero2_one_process_logs_every_term_and_exports_a_plain_hf_model(env, oracle_store, tmp_path):
-    store, qa = oracle_store
-    metrics = _train(env, store, qa, tmp_path / "run", "run.max_steps=3", "run.save_every=3")
-    assert [m["step"] for m in metrics] == [1, 2, 3]
+def test_zero2_one_process_logs_every_term_and_exports_a_plain_hf_model(env, trained_run, tmp_path):
+    run, metrics = trained_run
+    assert [m["step"] for m in metrics] == list(range(1, LEARN_STEPS + 1))
     for m in metrics:
         assert all(math.isfinite(m[t]) for t in (*TERMS, "loss"))
     assert any(m["lm"] > 0 for m in metrics) and all(m["distill"] > 0 for m in metrics)
-    assert (tmp_path / "run" / "config.yaml").is_file() and (tmp_path / "run" / "checkpoints" / "step3").is_dir()
+    assert (run / "config.yaml").is_file() and (run / "checkpoints" / f"step{LEARN_STEPS}").is_dir()
     script = (
         "import numpy as np, torch\n"
         "from transformers import AutoModelForImageTextToText, AutoProcessor\n"
-        f"p = {str(tmp_path / 'run' / 'export')!r}\n"
+        f"p = {str(run / 'export')!r}\n"
         "m = AutoModelForImageTextToText.from_pretrained(p).eval(); proc = AutoProcessor.from_pretrained(p)\n"
         "msgs = [{'role': 'user', 'content': [{'type': 'video'}, {'type': 'text', 'text': 'How many chairs?'}]}]\n"
         "text = proc.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)\n"
@@ -50,12 +42,13 @@ def test_zero2_one_process_logs_every_term_and_exports_a_plain_hf_model(env, ora
     assert res.returncode == 0 and "GENERATED" in res.stdout, res.stderr[-2000:]
 
 
-def test_resume_continues_exactly(env, oracle_store, tmp_path):
+def test_resume_continues_exactly(env, oracle_store, trained_run, tmp_path):
     store, qa = oracle_store
+    _, full = trained_run  # the shared run: in-process data (0 workers), no stop
     # samples are a pure function of the position: in-process (0 workers) and 2 DataLoader workers agree
-    full = _train(env, store, qa, tmp_path / "a", "run.max_steps=4", "run.save_every=100", "data.workers=0")
-    _train(env, store, qa, tmp_path / "b", "run.max_steps=4", "run.stop_at=2", "run.export=false", "data.workers=2")
-    resumed = _train(env, store, qa, tmp_path / "b", "run.max_steps=4", "run.resume=true", "run.export=false",
+    steps = f"run.max_steps={LEARN_STEPS}"  # the same schedule as the shared run
+    _train(env, store, qa, tmp_path / "b", steps, "run.stop_at=2", "run.export=false", "data.workers=2")
+    resumed = _train(env, store, qa, tmp_path / "b", steps, "run.resume=true", "run.stop_at=4", "run.export=false",
                      "data.workers=2")
     assert [m["step"] for m in resumed] == [1, 2, 3, 4]
     for k in ("loss", *TERMS):
@@ -63,7 +56,7 @@ def test_resume_continues_exactly(env, oracle_store, tmp_path):
         assert resumed[3][k] == pytest.approx(full[3][k], rel=1e-5, abs=1e-6), k
 
 
-@pytest.mark.parametrize("family", ["tiny-qwen3vl", "tiny-qwen25vl"])
+@pytest.mark.parametrize("family", ["tiny-qwen3vl", pytest.param("tiny-qwen25vl", marks=pytest.mark.slow)])
 def test_zero2_two_processes(env, oracle_store, tmp_path, family):
     store, qa = oracle_store
     metrics = _train(env, store, qa, tmp_path / "r2", "run.max_steps=2", "run.export=false", f"model.model={family}",
