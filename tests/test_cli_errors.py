@@ -113,3 +113,33 @@ def test_console_script_prints_one_line_and_help_imports_no_numpy(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "geovr 0.1.0" in res.stdout
+
+
+def test_teacher_registry_widths_match_the_real_model_configs():
+    from geovr.extract.teachers import REGISTRY
+    from geovr.extract.teachers.vggt.model import VGGTConfig
+
+    for preset, dim in REGISTRY["vggt"].feature_dims.items():
+        assert getattr(VGGTConfig, preset)().embed_dim == dim, preset  # the stored frame half is embed_dim wide
+    assert REGISTRY["vggt"].layers == tuple(VGGTConfig.vggt_1b().dpt_layers)
+
+
+def test_extract_flags_come_from_the_config_and_a_yaml_file_is_overridden_by_flags(tmp_path):
+    import dataclasses
+
+    from geovr.extract.config import ExtractConfig
+    from geovr.shared.cliconfig import flags_of
+
+    flags = {f.decls[0].split("/")[0] for f in flags_of(ExtractConfig)}
+    assert {"--num-frames", "--fps", "--longest-edge", "--format", "--weights", "--pool", "--channels"} <= flags
+    scalar = [f.name for f in dataclasses.fields(ExtractConfig) if f.name not in ("sampling", "teacher_kwargs", "layers")]
+    assert {f"--{n.replace('_', '-')}" for n in scalar} <= flags  # a new scalar field is a new flag
+    cfg = tmp_path / "extract.yaml"
+    cfg.write_text("teacher: oracle\nformat: wds\nsampling: {num_frames: 6, longest_edge: 112}\n")
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"clip_id": "a", "uri": "a.mp4"}\n')
+    res = run_geovr("extract", "--config", cfg, "--corpus", corpus, "--out", tmp_path / "o", "--plan",
+                    "--num-frames", "8")
+    assert res.exit_code == 0, res
+    res = run_geovr("extract", "--config", cfg, "--corpus", corpus, "--out", tmp_path / "o", "--format", "tar")
+    assert res.exit_code == 2 and "--format 'tar'" in res.stderr  # the flag overrides the file's wds

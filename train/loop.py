@@ -33,8 +33,9 @@ def _cpu_shm_op(world: int, rank: int) -> None:
     """On CPU, DeepSpeed's communication backend builds its shared-memory all-reduce op with a C++ compiler and
     ninja the first time (1-4 min, cached in ``$TORCH_EXTENSIONS_DIR``). One process has nothing to reduce, so
     the op is skipped there (gloo does the rest); several processes are told before the build starts."""
-    import deepspeed.comm.torch as ds_torch
+    import importlib
 
+    ds_torch = importlib.import_module("deepspeed.comm.torch")  # not `import ... as`: deepspeed.comm.torch is torch
     if world == 1 and hasattr(ds_torch, "build_shm_op"):
         ds_torch.build_shm_op = lambda: None
     elif rank == 0:
