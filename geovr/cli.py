@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import typer
+import typer.core
 
 try:  # typer >= 0.2x vendors click; older typer uses click itself
     from typer._click import exceptions as click_exc
@@ -33,8 +34,37 @@ from geovr.shared.errors import EnvironmentProblem, UsageError
 from geovr.synth.cli import synth
 from geovr.train.cli import train
 
+
+class MappedError(click_exc.ClickException):
+    """An expected failure on its way out of the app: one line ``error: ...`` and its exit code, also when the
+    app runs in click's standalone mode (``app()``, ``CliRunner``)."""
+
+    def __init__(self, exc: BaseException, code: int) -> None:
+        super().__init__(_message(exc))
+        self.exit_code = code
+
+    def show(self, file=None) -> None:  # noqa: ANN001
+        typer.echo(f"error: {self.format_message()}", err=True)
+
+
+class _MappedGroup(typer.core.TyperGroup):
+    """The root group: maps exceptions from any command to :class:`MappedError` (see :func:`exit_code_for`)."""
+
+    def invoke(self, ctx):  # noqa: ANN001, ANN201
+        try:
+            return super().invoke(ctx)
+        except (click_exc.ClickException, typer.Exit, typer.Abort):
+            raise
+        except Exception as e:
+            code = exit_code_for(e)
+            if code is None:
+                raise
+            raise MappedError(e, code) from e
+
+
 app = typer.Typer(
     name="geovr",
+    cls=_MappedGroup,
     help="Distil a 3D foundation model into a multimodal LLM from plain 2D video.\n\n"
     "Exit codes: 0 success; 1 some clips/items failed; 2 bad usage; 3 environment "
     "(missing package, offline hub, disk full); 4 store integrity.",

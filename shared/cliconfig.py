@@ -130,11 +130,30 @@ def config_from_dict(cls: type, d: dict[str, Any], where: str = "config") -> Any
         if dataclasses.is_dataclass(hints[k]) and isinstance(v, dict):
             kwargs[k] = config_from_dict(hints[k], v, f"{where}.{k}")
         else:
-            kwargs[k] = v
+            kwargs[k] = _checked(hints[k], v, f"{where}.{k}")
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"{where}: {exc}") from exc
+
+
+def _checked(tp: Any, v: Any, where: str) -> Any:
+    """``v`` as a value of field type ``tp`` when that is a scalar type (YAML reads ``1e-2`` as a string, so a
+    float field accepts numeric strings); a value of the wrong type is a ``UsageError``."""
+    base = _scalar(tp)
+    if base is None or v is None:
+        return v
+    base = typing.get_args(base)[0] if typing.get_origin(base) is typing.Union else base
+    if base is float and isinstance(v, (int, float, str)) and not isinstance(v, bool):
+        try:
+            return float(v)
+        except ValueError:
+            pass
+    elif base is int and isinstance(v, int) and not isinstance(v, bool) or base is bool and isinstance(v, bool):
+        return v
+    elif base in (str, Path) and isinstance(v, (str, Path)):
+        return base(v)
+    raise UsageError(f"{where}: expected {base.__name__}, got {v!r}")
 
 
 def _set(d: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
