@@ -103,5 +103,5 @@ def trained_run(env, oracle_store, tmp_path_factory):
     store, qa = oracle_store
     out = tmp_path_factory.mktemp("trained") / "run"
     metrics = train_cli(env, store, qa, out, f"run.max_steps={LEARN_STEPS}", f"run.save_every={LEARN_STEPS}",
-                        "data.workers=0", *os.environ.get("GEOVR_LEARN_EXTRA", "").split())
+                        "data.workers=0")
     return out, metrics

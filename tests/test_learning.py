@@ -51,13 +51,17 @@ def test_each_geometry_term_drops_far_below_the_untrained_student(trained_run, o
     ro_on = readout_student(*trained, str(store), progress=False)["mean"]
     ro_off = readout_student(*untrained, str(store), progress=False)["mean"]
     print(f"after {LEARN_STEPS} steps:", on, "\nuntrained:", off, "\nreadout:", ro_on, "\nuntrained:", ro_off)
-    # Measured (2 clips x 4 frames, 60 steps, tiny Qwen3-VL, CPU; see the report of this change), trained /
-    # untrained: the bounds keep ~2x margin over the worst measured ratio, yet fail if a term merely fluctuates
-    # near its untrained value. On two clips the student can memorise: this shows that each target's gradient
-    # path learns, not generalisation.
-    assert on["camera"] < 0.6 * off["camera"]
-    assert on["depth"] < 0.6 * off["depth"]
-    assert on["scale"] < 0.2 * off["scale"]
-    assert on["distill"] < 0.1 * off["distill"]
-    assert ro_on["abs_rel"] < 0.8 * ro_off["abs_rel"] and ro_on["delta1"] > ro_off["delta1"] + 0.1
-    assert ro_on["scale_rel_err"] < 0.5 * ro_off["scale_rel_err"]
+    # Measured on two runs (2 clips x 4 frames, 60 steps, tiny Qwen3-VL, CPU), trained / untrained:
+    # camera 0.61 and 0.50, depth 0.37 and 0.49, scale 0.025 and 0.053, distill 0.018 and 0.021; readout
+    # AbsRel 0.56 and 0.66, delta1 +0.38 and +0.29, metric-scale error 0.26 and 0.26. Each bound keeps about
+    # half of the smallest measured drop (2x the worst ratio where the ratio is small), yet fails if a term
+    # stays near its untrained value (a control trained without the geometry terms stays there: camera 1.25
+    # vs 1.26 untrained, measured earlier over 200 steps). Pose AUC is still 0 after 60 steps, so the pose
+    # readout is not asserted here (the camera term is). On two clips the student can memorise: this shows
+    # that each target's gradient path learns, not generalisation.
+    assert on["camera"] < 0.8 * off["camera"]
+    assert on["depth"] < 0.7 * off["depth"]
+    assert on["scale"] < 0.15 * off["scale"]
+    assert on["distill"] < 0.05 * off["distill"]
+    assert ro_on["abs_rel"] < 0.85 * ro_off["abs_rel"] and ro_on["delta1"] > ro_off["delta1"] + 0.15
+    assert ro_on["scale_rel_err"] < 0.6 * ro_off["scale_rel_err"]
