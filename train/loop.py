@@ -29,18 +29,18 @@ def _dist_env() -> None:
             os.environ["MASTER_PORT"] = str(s.getsockname()[1])
 
 
-def _cpu_shm_op(world: int, rank: int) -> None:
-    """On CPU, DeepSpeed's communication backend builds its shared-memory all-reduce op with a C++ compiler and
-    ninja the first time (1-4 min, cached in ``$TORCH_EXTENSIONS_DIR``). One process has nothing to reduce, so
-    the op is skipped there (gloo does the rest); several processes are told before the build starts."""
+def _skip_cpu_shm_op() -> None:
+    """Keep DeepSpeed from building its CPU shared-memory communication op.
+
+    On CPU, DeepSpeed's communication backend compiles that op with a C++ compiler and ninja when it starts
+    (1-4 min the first time on a machine; processes sharing ``$TORCH_EXTENSIONS_DIR`` wait on one build lock).
+    DeepSpeed uses the op only for ``inference_all_reduce``; training's all-reduce goes through
+    ``torch.distributed`` (gloo on CPU) either way, so geovr's CPU runs skip the build."""
     import importlib
 
     ds_torch = importlib.import_module("deepspeed.comm.torch")  # not `import ... as`: deepspeed.comm.torch is torch
-    if world == 1 and hasattr(ds_torch, "build_shm_op"):
+    if hasattr(ds_torch, "build_shm_op"):
         ds_torch.build_shm_op = lambda: None
-    elif rank == 0:
-        print("geovr: DeepSpeed loads its CPU shared-memory communication op; the first run on a machine compiles "
-              "it (C++ compiler + ninja, 1-4 min, cached in $TORCH_EXTENSIONS_DIR)", flush=True)
 
 
 def lr_lambda(total: int, warmup_ratio: float):
@@ -87,7 +87,7 @@ def train(cfg: TrainConfig) -> dict:  # noqa: C901
     _dist_env()
     cuda = torch.cuda.is_available()
     if not cuda:
-        _cpu_shm_op(int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"]))
+        _skip_cpu_shm_op()
     deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo")
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     if cuda:
