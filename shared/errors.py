@@ -32,5 +32,6 @@ def missing_package(package: str, extra: str, what: str) -> EnvironmentProblem:
 
 def hub_offline(repo: str, what: str) -> EnvironmentProblem:
     """The error for a hub id that is not in the local cache while ``HF_HUB_OFFLINE`` is set."""
-    return EnvironmentProblem(f"{what} {repo!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 "
-                              "forbids downloading it (download it once online, or pass a local path)")
+    return EnvironmentProblem(f"{what} {repo!r}: no such local path, and as a hub id it is not in the local "
+                              "Hugging Face cache while HF_HUB_OFFLINE=1 forbids downloading it (download it once "
+                              "online, or pass an existing local path)")
