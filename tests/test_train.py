@@ -76,3 +76,15 @@ def test_zero3_one_process(env, oracle_store, tmp_path, family):
     weights = load_file(tmp_path / "z3" / "export" / "model.safetensors")
     assert all(v.size > 0 for v in weights.values())  # ZeRO-3 partitions were gathered, not saved empty
     assert np.isfinite(np.concatenate([v.ravel()[:10] for v in weights.values()])).all()
+
+
+def test_cpu_runs_skip_the_deepspeed_shm_op_build(monkeypatch):
+    import importlib
+
+    ds_torch = importlib.import_module("deepspeed.comm.torch")
+    assert hasattr(ds_torch, "build_shm_op")  # a DeepSpeed upgrade that moves it must be noticed here
+    monkeypatch.setattr(ds_torch, "build_shm_op", lambda: pytest.fail("the shm op was built"))
+    from geovr.train.loop import _skip_cpu_shm_op
+
+    _skip_cpu_shm_op()
+    assert ds_torch.build_shm_op() is None
