@@ -25,8 +25,12 @@ def _extract(raw: dict[str, Any], plan_only: bool = False, finalize: bool = Fals
     if not raw.get("out"):
         raise UsageError("--out is required")
     if finalize:
+        from pathlib import Path
+
         from geovr.shared.stores import finalize_store
 
+        if "://" not in str(raw["out"]) and not Path(raw["out"]).is_dir():
+            raise UsageError(f"--out {raw['out']}: no such store folder to finalise")
         m = finalize_store(raw["out"])
         typer.echo(f"finalized {raw['out']}: {m.num_clips} clips, {m.num_failed} failed, {len(m.shards)} shards")
         return

@@ -51,6 +51,7 @@ CASES = {
                                 ["--preset"]),
     "extract: unknown VGGT architecture": (["extract", "--corpus", "{corpus}", "--out", "{tmp}/o", "--vggt-config",
                                             "huge"], 2, ["'huge'"]),
+    "extract: finalise a missing store": (["extract", "--finalize", "--out", "{tmp}/nostore"], 2, ["nostore"]),
     "extract: no --out": (["extract", "--corpus", "{corpus}"], 2, ["--out"]),
     "extract: unknown flag": (["extract", "--corpuss", "x"], 2, ["--corpuss"]),
     "extract: bad manifest": (["extract", "--corpus", "{bench}/test.jsonl", "--out", "{tmp}/o", "--plan"], 2,
