@@ -11,9 +11,9 @@ from geovr.evaluate.synth_qa import generate
 def test_vsibench_runs_writes_report_and_resumes(synth_corpus, tmp_path, monkeypatch):
     import os
 
-    from geovr.train.student.tiny import build_tiny_student_dir
-
     import torch
+
+    from geovr.train.student.tiny import build_tiny_student_dir
 
     folder = os.environ.get("GEOVR_TEST_CACHE", str(tmp_path)) + "/tiny-qwen3vl"
     fresh = not os.path.exists(folder)
