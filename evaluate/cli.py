@@ -36,7 +36,8 @@ def _synth_qa(raw: dict[str, Any]) -> None:
 
 def _geometry(raw: dict[str, Any]) -> None:
     """Pose RRA/RTA/AUC, depth AbsRel/delta1 and metric-scale error of a store (--pred) or of a
-    trained student's heads (--model) against a reference store."""
+    trained student's heads (--model) against a reference store (VGGT's pose protocol: pose
+    metrics pooled over all frame pairs; per-clip means as <key>_clip_mean)."""
     cfg: GeometryConfig = config_from_dict(GeometryConfig, raw, "eval geometry")
     cfg.validate()
     from geovr.evaluate.geometry_eval import compare_stores, write_report
@@ -44,9 +45,9 @@ def _geometry(raw: dict[str, Any]) -> None:
     if cfg.model:
         from geovr.evaluate.student_readout import readout_metrics
 
-        report = readout_metrics(cfg.model, cfg.ref, cfg.alignment, cfg.threshold, cfg.max_clips or None)
+        report = readout_metrics(cfg.model, cfg.ref, cfg.how(), cfg.threshold, cfg.max_clips or None)
     else:
-        report = compare_stores(cfg.pred, cfg.ref, cfg.alignment, cfg.threshold)
+        report = compare_stores(cfg.pred, cfg.ref, cfg.how(), cfg.threshold)
     write_report(report, cfg.out)
     for k, v in report["mean"].items():
         typer.echo(f"{k:<14} {f'{v:.4f}' if v is not None and math.isfinite(v) else 'n/a'}")
@@ -58,7 +59,8 @@ app.command("vsibench")(config_command(
     rename={"bench_dir": "--bench", "out_dir": "--out", "num_frames": ("--num-frames", "--frames"),
             "attn_implementation": "--attn"},
     extra=[inspect.Parameter("predictions", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=typer.Option(
-        "", "--predictions", help="Score this predictions JSONL ({id, prediction}) instead of running a model."))],
+        "", "--predictions", help="Score these answers instead of running a model: a JSONL of {id, prediction}, "
+        "or lmms-eval's vsibench sample log (--log_samples; file or folder)."))],
 ))
 app.command("synth-qa")(config_command(SynthQAConfig, _synth_qa))
 app.command("geometry")(config_command(GeometryConfig, _geometry))

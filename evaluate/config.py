@@ -15,8 +15,8 @@ SPLITS = ("full", "debiased")
 """``full``: every row; ``debiased``: rows with ``pruned == False`` (VSI-Bench-Debiased)."""
 DTYPES = ("auto", "bf16", "fp16", "fp32")
 """Model dtypes."""
-ALIGNMENTS = ("none", "median", "lstsq")
-"""Depth scale alignment modes (``geovr.evaluate.geometry_metrics``)."""
+ALIGNMENTS = ("none", "median", "lstsq", "affine")
+"""Depth alignment modes (``geovr.evaluate.geometry_metrics.DepthAlign``)."""
 
 
 def _one_of(flag: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -38,12 +38,17 @@ class VSIBenchConfig:
     """Annotation file (default: test.parquet or test.jsonl in the benchmark folder)."""
     split: str = "full"
     """full | debiased (rows with pruned == False)."""
-    num_frames: int = 32
-    """Frames per video, sampled uniformly (16/32/64/128 in the literature)."""
+    protocol: str = "official"
+    """Protocol preset: official | lmms-eval | geovr-paper (frames, prompts, decoding, scoring; all written to
+    report.json)."""
+    num_frames: int = 0
+    """Frames per video, sampled uniformly (16/32/64/128 in the literature); 0 = the protocol's."""
+    seed: int | None = None
+    """Seed of sampled decoding (unset = the protocol's)."""
     batch_size: int = 4
     """Questions per generate() call."""
-    max_new_tokens: int = 16
-    """Generation length (the official one)."""
+    max_new_tokens: int = 0
+    """Generation length limit in tokens (0 = the protocol's)."""
     dtype: str = "auto"
     """auto (bf16 on GPU, fp32 on CPU) | bf16 | fp16 | fp32."""
     attn_implementation: str = "sdpa"
@@ -53,14 +58,24 @@ class VSIBenchConfig:
     lenient: bool = False
     """Also report lmms-eval's lenient number parsing (labelled separately)."""
 
+    def __post_init__(self) -> None:
+        if self.seed is not None and self.seed < 0:  # -1 meant "the protocol's" before the flag could be unset
+            self.seed = None
+
     def validate(self, predictions: str = "") -> None:
         """Checks before any model loads (``predictions``: score that file instead of running the model)."""
         _one_of("--split", self.split, SPLITS)
         _one_of("--dtype", self.dtype, DTYPES)
-        for flag, value in (("--num-frames", self.num_frames), ("--batch-size", self.batch_size),
-                            ("--max-new-tokens", self.max_new_tokens)):
-            if value < 1:
-                raise UsageError(f"{flag} must be >= 1, got {value}")
+        from geovr.evaluate.protocols import resolve
+
+        try:
+            resolve(self.protocol, self.num_frames, self.seed, self.max_new_tokens)
+        except ValueError as exc:
+            raise UsageError(f"--protocol: {exc}") from exc
+        for flag, value, low in (("--num-frames", self.num_frames, 0), ("--batch-size", self.batch_size, 1),
+                                 ("--max-new-tokens", self.max_new_tokens, 0)):
+            if value < low:
+                raise UsageError(f"{flag} must be >= {low}, got {value}")
         if self.limit < 0:
             raise UsageError(f"--limit must be >= 0, got {self.limit}")
         root = Path(self.bench_dir)
@@ -71,8 +86,8 @@ class VSIBenchConfig:
         if not self.annotations and not any((root / n).is_file() for n in ("test.parquet", "test.jsonl")):
             raise UsageError(f"--bench {root}: no test.parquet or test.jsonl (pass --annotations)")
         if predictions:
-            if not Path(predictions).is_file():
-                raise UsageError(f"--predictions {predictions}: no such file")
+            if not Path(predictions).exists():
+                raise UsageError(f"--predictions {predictions}: no such file or folder")
             return
         if not self.model:
             raise UsageError("give --model to run inference, or --predictions FILE to score existing answers")
@@ -122,14 +137,28 @@ class GeometryConfig:
     out: str = "geometry_report.json"
     """Output JSON report file."""
     alignment: str = "median"
-    """Depth scale alignment: none | median | lstsq."""
+    """Depth alignment: none | median | lstsq (scale) | affine (scale and shift)."""
+    depth_space: str = "depth"
+    """Fit the alignment on depth or disparity (1/depth)."""
+    depth_per: str = "clip"
+    """One alignment per clip (video depth) or per frame (per-image protocol)."""
     threshold: float = 30.0
     """Pose threshold in degrees for RRA/RTA/AUC."""
+
+    def how(self):  # noqa: ANN201  (DepthAlign; imported lazily)
+        """The depth alignment (``geovr.evaluate.geometry_metrics.DepthAlign``)."""
+        from geovr.evaluate.geometry_metrics import DepthAlign
+
+        try:
+            return DepthAlign(self.alignment, self.depth_space, self.depth_per)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
 
     def validate(self) -> None:
         if bool(self.pred) == bool(self.model):
             raise UsageError("give exactly one of --pred STORE or --model EXPORT")
         _one_of("--alignment", self.alignment, ALIGNMENTS)
+        self.how()
         for flag, path in (("--ref", self.ref), ("--pred", self.pred), ("--model", self.model)):
             if path and "://" not in path and not Path(path).exists():
                 raise UsageError(f"{flag} {path}: no such folder")

@@ -39,10 +39,13 @@ class ExtractConfig:
     out: str
     """Target store folder (created, or resumed if it exists with the same header)."""
     teacher: str = "vggt"
-    """Teacher registry name: vggt | oracle."""
+    """Teacher registry name: vggt | oracle | da3 (Depth Anything 3, optional package)."""
     weights: str = ""
-    """Teacher weights: a local .pt/.safetensors file or a hub id (owner/name[:file]); empty = a seeded random
-    model (tests, benchmarks)."""
+    """Teacher weights: VGGT .pt/.safetensors file or hub id (owner/name[:file]); DA3 folder or hub id (e.g.
+    depth-anything/DA3-LARGE)."""
+    random_init: bool = False
+    """Run the teacher (vggt, da3) with seeded random weights instead of --weights (tests, demos; recorded in the
+    store header)."""
     vggt_config: str = "vggt_1b"
     """VGGT architecture preset: vggt_1b | tiny."""
     device: str = ""
@@ -64,7 +67,8 @@ class ExtractConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     """Frame-sampling contract (shared with stage two)."""
     metric_depth: str = ""
-    """Metric depth model (folder or hub id) for the scale of clips without ground truth, e.g.
+    """Metric depth model for the scale of clips without ground truth: da3:depth-anything/DA3METRIC-LARGE (the
+    paper's; needs the depth-anything-3 package) or a transformers folder / hub id, e.g.
     depth-anything/Depth-Anything-V2-Metric-Indoor-Large-hf; empty = none (those clips get scale_source none)."""
     scale_from: str = "auto"
     """Scale source: auto (teacher's own > ground truth > metric model > none) | ground_truth | metric_teacher
@@ -94,8 +98,11 @@ class ExtractConfig:
 
     def teacher_options(self) -> dict[str, Any]:
         """Keyword arguments of the teacher factory (factories ignore the ones they do not take)."""
-        return {"weights": self.weights or None, "config": self.vggt_config, "device": self.device or None,
-                "layers": self.teacher_layers(), **self.teacher_kwargs}
+        opts = {"weights": self.weights or None, "device": self.device or None, "layers": self.teacher_layers(),
+                "random_init": self.random_init}
+        if self.teacher == "vggt":
+            opts["config"] = self.vggt_config
+        return {**opts, **self.teacher_kwargs}
 
     def feature_dim(self) -> int:
         """Stored feature channels, from the teacher registry entry (for the storage plan)."""
@@ -116,7 +123,12 @@ class ExtractConfig:
         """
         from geovr.extract.teachers import teacher_entry
 
-        teacher_entry(self.teacher)
+        entry = teacher_entry(self.teacher)
+        weights = self.weights or self.teacher_kwargs.get("weights")
+        if entry.needs_weights and inputs and bool(weights) == self.random_init:
+            raise UsageError("--weights and --random-init exclude each other" if weights else
+                             f"--teacher {self.teacher} needs --weights (a checkpoint file, folder or hub id); pass "
+                             "--random-init to run an untrained teacher on purpose")
         for name, value, allowed in (("--format", self.format, FORMATS), ("--preset", self.preset, tuple(PRESETS)),
                                      ("--scale-from", self.scale_from, SCALE_FROM),
                                      ("--channels", self.channels, CHANNELS)):
@@ -139,4 +151,4 @@ class ExtractConfig:
         if self.weights:
             check_model_ref(self.weights, "--weights", "model.safetensors")
         if self.metric_depth:
-            check_model_ref(self.metric_depth, "--metric-depth")
+            check_model_ref(self.metric_depth.removeprefix("da3:"), "--metric-depth")

@@ -6,7 +6,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from geovr.extract.teachers.base import ClipContext, Teacher, TeacherOutput
+from geovr.extract.teachers.base import ClipContext, Teacher, TeacherOutput, reduce_features
 from geovr.shared.errors import UsageError
 from geovr.shared.teacher_layers import VGGT_DPT_LAYERS
 
@@ -22,11 +22,16 @@ class TeacherEntry:
     feature_dims: dict[str, int] = field(default_factory=dict)
     """Stored feature channels per architecture preset (``ExtractConfig.vggt_config``; ``""`` = the only one),
     for ``geovr extract --plan``; a test checks them against the real model configs."""
+    needs_weights: bool = False
+    """The teacher refuses to run without ``--weights`` unless ``--random-init`` asks for untrained weights."""
 
 
 REGISTRY: dict[str, TeacherEntry] = {
-    "vggt": TeacherEntry("geovr.extract.teachers.vggt:build", VGGT_DPT_LAYERS, {"vggt_1b": 1024, "tiny": 32}),
+    "vggt": TeacherEntry("geovr.extract.teachers.vggt:build", VGGT_DPT_LAYERS, {"vggt_1b": 1024, "tiny": 32},
+                         needs_weights=True),
     "oracle": TeacherEntry("geovr.extract.teachers.oracle:build", VGGT_DPT_LAYERS, {"": 64}),
+    # DA3-LARGE: ViT-L blocks, single-width features (the store keeps channels=both)
+    "da3": TeacherEntry("geovr.extract.teachers.da3:build", VGGT_DPT_LAYERS, {"": 1024}, needs_weights=True),
 }
 """Teacher name -> entry. A new teacher (VGGT-Omega, DA3, MapAnything, pi3) is one module + one line."""
 
@@ -44,4 +49,5 @@ def build_teacher(name: str, **kwargs: Any) -> Teacher:
     return getattr(importlib.import_module(module_name), factory)(**kwargs)
 
 
-__all__ = ["REGISTRY", "ClipContext", "Teacher", "TeacherEntry", "TeacherOutput", "build_teacher", "teacher_entry"]
+__all__ = ["REGISTRY", "ClipContext", "Teacher", "TeacherEntry", "TeacherOutput", "build_teacher", "reduce_features",
+           "teacher_entry"]
