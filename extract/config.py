@@ -125,7 +125,8 @@ class ExtractConfig:
 
         entry = teacher_entry(self.teacher)
         weights = self.weights or self.teacher_kwargs.get("weights")
-        if entry.needs_weights and inputs and bool(weights) == self.random_init:
+        random_init = self.random_init or bool(self.teacher_kwargs.get("random_init"))
+        if entry.needs_weights and inputs and bool(weights) == random_init:
             raise UsageError("--weights and --random-init exclude each other" if weights else
                              f"--teacher {self.teacher} needs --weights (a checkpoint file, folder or hub id); pass "
                              "--random-init to run an untrained teacher on purpose")

@@ -36,20 +36,9 @@ from geovr.synth.cli import synth
 from geovr.train.cli import train
 
 
-class MappedError(click_exc.ClickException):
-    """An expected failure on its way out of the app: one line ``error: ...`` and its exit code, also when the
-    app runs in click's standalone mode (``app()``, ``CliRunner``)."""
-
-    def __init__(self, exc: BaseException, code: int) -> None:
-        super().__init__(_message(exc))
-        self.exit_code = code
-
-    def show(self, file=None) -> None:  # noqa: ANN001
-        typer.echo(f"error: {self.format_message()}", err=True)
-
-
 class _MappedGroup(typer.core.TyperGroup):
-    """The root group: maps exceptions from any command to :class:`MappedError` (see :func:`exit_code_for`)."""
+    """The root group: an expected failure of any command prints one line ``error: ...`` and exits with its code
+    (see :func:`exit_code_for`), also when the app runs in click's standalone mode (``app()``, ``CliRunner``)."""
 
     def invoke(self, ctx):  # noqa: ANN001, ANN201
         try:
@@ -60,7 +49,8 @@ class _MappedGroup(typer.core.TyperGroup):
             code = exit_code_for(e)
             if code is None:
                 raise
-            raise MappedError(e, code) from e
+            typer.echo(f"error: {_message(e)}", err=True)
+            raise typer.Exit(code) from e
 
 
 app = typer.Typer(

@@ -35,29 +35,34 @@ def _one_error_line(res, code: int, *needles: str) -> None:
 
 
 CASES = {
-    "extract: corpus missing": (["extract", "--corpus", "/nonexistent/c.parquet", "--out", "{tmp}/o"], 2,
+    "extract: corpus missing": (["extract", "--corpus", "/nonexistent/c.parquet", "--out", "{tmp}/o", "--teacher",
+                                 "oracle"], 2,
                                 ["/nonexistent/c.parquet", "not found"]),
     "extract: weights file missing": (["extract", "--corpus", "{corpus}", "--out", "{tmp}/o", "--weights",
                                        "{tmp}/missing.pt"], 2, ["--weights", "missing.pt"]),
     "extract: hub id while offline": (["extract", "--corpus", "{corpus}", "--out", "{tmp}/o", "--weights",
                                        "nobody-geovr/not-a-model"], 3, ["nobody-geovr/not-a-model", "HF_HUB_OFFLINE"]),
     "extract: metric model hub id while offline": (["extract", "--corpus", "{corpus}", "--out", "{tmp}/o",
-                                                    "--metric-depth", "nobody-geovr/depth"], 3, ["--metric-depth"]),
+                                                    "--metric-depth", "nobody-geovr/depth", "--teacher", "oracle"], 3, ["--metric-depth"]),
     "extract: unknown teacher": (["extract", "--corpus", "{corpus}", "--out", "{tmp}/o", "--teacher", "vgt"], 2,
                                  ["'vgt'", "oracle, vggt"]),
-    "extract: unknown format": (["extract", "--corpus", "{corpus}", "--out", "{tmp}/o", "--format", "parquet"], 2,
+    "extract: unknown format": (["extract", "--corpus", "{corpus}", "--out", "{tmp}/o", "--format", "parquet", "--teacher", "oracle"], 2,
                                 ["--format 'parquet'", "zarr, wds"]),
-    "extract: unknown preset": (["extract", "--corpus", "{corpus}", "--out", "{tmp}/o", "--preset", "tiny"], 2,
+    "extract: unknown preset": (["extract", "--corpus", "{corpus}", "--out", "{tmp}/o", "--preset", "tiny", "--teacher", "oracle"], 2,
                                 ["--preset"]),
     "extract: unknown VGGT architecture": (["extract", "--corpus", "{corpus}", "--out", "{tmp}/o", "--vggt-config",
-                                            "huge"], 2, ["'huge'"]),
+                                            "huge", "--random-init"], 2, ["'huge'"]),
     "extract: finalise a missing store": (["extract", "--finalize", "--out", "{tmp}/nostore"], 2, ["nostore"]),
     "extract: no --out": (["extract", "--corpus", "{corpus}"], 2, ["--out"]),
+    "extract: VGGT without weights": (["extract", "--corpus", "{corpus}", "--out", "{tmp}/o"], 2,
+                                      ["needs --weights", "--random-init"]),
+    "extract: weights and random init": (["extract", "--corpus", "{corpus}", "--out", "{tmp}/o", "--weights",
+                                          "{corpus}", "--random-init"], 2, ["exclude each other"]),
     "extract: unknown flag": (["extract", "--corpuss", "x"], 2, ["--corpuss"]),
     "extract: bad manifest": (["extract", "--corpus", "{bench}/test.jsonl", "--out", "{tmp}/o", "--plan"], 2,
                               ["lacks required column"]),
     "extract: bad sampling": (["extract", "--corpus", "{corpus}", "--out", "{tmp}/o", "--min-frames", "8",
-                               "--max-frames", "4"], 2, ["frame limits"]),
+                               "--max-frames", "4", "--teacher", "oracle"], 2, ["frame limits"]),
     "train: unknown recipe": (["train", "--config", "nonexistent_recipe"], 2, ["nonexistent_recipe", "tiny_cpu"]),
     "train: unknown key": (["train", "--config", "tiny_cpu", "run.max_stepz=3"], 2, ["max_stepz"]),
     "train: store missing": (["train", "--config", "tiny_cpu", "data.stores=[{tmp}/nostore]"], 2, ["nostore"]),
@@ -104,7 +109,7 @@ def test_store_sampling_that_differs_from_the_recipe_is_refused_before_deepspeed
 
 def test_console_script_prints_one_line_and_help_imports_no_numpy(tmp_path):
     res = subprocess.run([sys.executable, "-m", "geovr", "extract", "--corpus", "/nonexistent.parquet", "--out",
-                          str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+                          str(tmp_path / "o"), "--teacher", "oracle"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and res.stderr == "error: /nonexistent.parquet: corpus manifest not found\n"
     code = ("import sys; from geovr.cli import main\n"
             "for argv in (['--help'], ['extract', '--help'], ['eval', 'vsibench', '--help'], ['--version']):\n"
