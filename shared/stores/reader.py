@@ -13,7 +13,7 @@ from geovr.shared.stores.clipcodec import clip_from_parts
 from geovr.shared.stores.fsio import resolve
 from geovr.shared.stores.verify import load_manifest, verify_store
 from geovr.shared.stores.wds_shard import WdsShardReader, clip_key
-from geovr.shared.stores.zarr_shard import ZarrShardReader
+from geovr.shared.stores.zarr_shard import ZarrShardReader, read_zarr_metas
 
 __all__ = ["StoreReader"]
 
@@ -113,6 +113,33 @@ class StoreReader:
         if meta.get("clip_id") != clip_id:
             raise CorruptStoreError(f"{where}: stored record is for clip {meta.get('clip_id')!r}")
         return clip_from_parts(meta, arrays, frames, self.header, where)
+
+    def iter_meta(self) -> Iterator[dict[str, Any]]:
+        """Per-clip metadata (``ClipTargets.meta_dict()``) of every stored clip, shard by shard,
+        without reading or decoding any array or frame: Zarr shards' group attributes, WebDataset
+        samples' ``.meta.json`` members. Each record's ``clip_id`` is checked against the clip table."""
+        by_shard: dict[str, list[tuple[str, int]]] = {}
+        for cid, (name, row) in self._rows.items():
+            by_shard.setdefault(name, []).append((cid, row))
+        for name, rows in by_shard.items():
+            where = f"{self.url}/shards/{name}"
+            if self.header.format == "zarr":
+                metas = read_zarr_metas(where, self.is_local)
+                for cid, row in rows:
+                    if row >= len(metas):
+                        raise CorruptStoreError(f"{where} clip {cid!r}: row {row} beyond the shard's {len(metas)} clips")
+                    yield self._checked_meta(metas[row], cid, where)
+            else:
+                metas = self._shard(name).read_metas([clip_key(cid) for cid, _ in rows])
+                for (cid, _), meta in zip(rows, metas, strict=True):
+                    yield self._checked_meta(meta, cid, where)
+
+    @staticmethod
+    def _checked_meta(meta: Any, clip_id: str, where: str) -> dict[str, Any]:
+        if not isinstance(meta, dict) or meta.get("clip_id") != clip_id:
+            got = meta.get("clip_id") if isinstance(meta, dict) else type(meta).__name__
+            raise CorruptStoreError(f"{where} clip {clip_id!r}: stored record is for clip {got!r}")
+        return meta
 
     def __iter__(self) -> Iterator[ClipTargets]:
         for cid in self._rows:
