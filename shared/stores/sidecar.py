@@ -95,9 +95,10 @@ class ShardInfo:
 
 
 def shard_digest(files: list[FileEntry]) -> str:
-    """sha256 of a one-file shard, or of the sorted ``"<path> <sha256>\\n"`` lines for a multi-file shard."""
-    if len(files) == 1 and files[0].path.endswith(".tar"):
-        return files[0].sha256
+    """sha256 of the tar of a WebDataset shard (its offset index is hashed in ``files``), or of the sorted ``"<path> <sha256>\\n"`` lines for a multi-file shard."""
+    tars = [f for f in files if f.path.endswith(".tar")]
+    if len(tars) == 1 and all(f is tars[0] or f.path.endswith(".idx.npy") for f in files):
+        return tars[0].sha256
     lines = "".join(f"{f.path} {f.sha256}\n" for f in sorted(files, key=lambda f: f.path))
     return hashlib.sha256(lines.encode()).hexdigest()
 
@@ -106,6 +107,8 @@ def file_entries(shards_dir: str, name: str, fmt: str) -> list[FileEntry]:
     """Hash the committed files of shard ``name`` in local ``shards_dir``."""
     if fmt == "wds":
         rel = [f"{name}.tar"]
+        if os.path.exists(os.path.join(shards_dir, f"{name}.idx.npy")):
+            rel.append(f"{name}.idx.npy")  # offset index (wds_index.py); absent in older stores
     else:
         rel = []
         top = os.path.join(shards_dir, name)

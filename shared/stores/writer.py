@@ -22,6 +22,7 @@ from geovr.shared.schema import ClipTargets
 from geovr.shared.stores.clipcodec import clip_to_parts, frame_shapes
 from geovr.shared.stores.fsio import TMP_PREFIX, atomic_write_json, fsync_dir, fsync_tree, resolve
 from geovr.shared.stores.sidecar import SHARD_NAME_RE, ClipFailure, ShardInfo, file_entries
+from geovr.shared.stores.wds_index import INDEX_SUFFIX, build_wds_index
 from geovr.shared.stores.wds_shard import write_wds_shard
 from geovr.shared.stores.zarr_shard import write_zarr_shard
 
@@ -72,7 +73,9 @@ class StoreWriter:
             if entry.startswith(f"{TMP_PREFIX}{self.prefix}-"):
                 uncommitted = True
             else:
-                stem = entry[: -len(".tar")] if entry.endswith(".tar") else entry
+                stem = entry
+                for suffix in (".tar", INDEX_SUFFIX):
+                    stem = stem[: -len(suffix)] if stem.endswith(suffix) else stem
                 m = SHARD_NAME_RE.match(stem)
                 committed = os.path.exists(os.path.join(self.shards_dir, f"{stem}.json"))
                 uncommitted = bool(m and m.group(1) == self.prefix and not committed)
@@ -139,6 +142,12 @@ class StoreWriter:
         if fmt == "wds":
             ext = "jpg" if self.header.frame_encoding == "jpeg" else "png"
             write_wds_shard(tmp, metas, frame_arrays, clip_arrays, frames, ext)
+            # offset index beside the tar (renamed first: a tar without sidecar is removed with it)
+            tmp_idx = f"{tmp}{INDEX_SUFFIX}"
+            with open(tmp_idx, "wb") as f:
+                f.write(build_wds_index(tmp))
+            fsync_tree(tmp_idx)
+            os.rename(tmp_idx, os.path.join(self.shards_dir, name + INDEX_SUFFIX))
         else:
             write_zarr_shard(tmp, metas, frame_arrays, clip_arrays, frames)
         fsync_tree(tmp)
