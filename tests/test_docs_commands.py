@@ -25,7 +25,10 @@ def _fenced_commands() -> list[tuple[str, list[str]]]:
             for line in block.replace("\\\n", " ").splitlines():
                 line = line.split(" #")[0].strip()
                 for part in re.split(r"&&|;", line):
-                    words = shlex.split(part.replace("...", ""))
+                    try:
+                        words = shlex.split(part.replace("...", ""))
+                    except ValueError:  # a quote spanning lines (bash -c '...'): the words, quotes dropped
+                        words = part.replace("...", "").replace("'", " ").replace('"', " ").split()
                     if "-m" in words and "geovr" in words[words.index("-m") + 1:words.index("-m") + 2]:
                         words = words[words.index("-m") + 1:]
                     if words and words[0] == "geovr":
