@@ -17,7 +17,7 @@ PAPER = {
     "feat_channels": 1024,  # frame-attention half of VGGT's 2048
     "global_batch_clips": 32,  # per optimizer step (2 per GPU x 4 accum x 4 GPUs)
 }
-"""The paper's target shapes (anchors.md §3.1 and §3.9)."""
+"""The paper's target shapes (the official GeoVR code, WHB139426/GeoVR-MLLM: 504x378 VGGT input, layers 4/11/17/23, 2x2 pooling)."""
 
 
 def machine() -> str:

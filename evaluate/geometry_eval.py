@@ -4,7 +4,6 @@ teacher), clip by clip over the clips both hold."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +18,7 @@ from geovr.evaluate.geometry_metrics import (
     pose_metrics,
     scale_rel_error,
 )
+from geovr.shared.jsonio import dumps_strict
 
 
 def compare_stores(pred_root: str, ref_root: str, alignment: str | DepthAlign = "median",
@@ -79,4 +79,4 @@ def mean_metrics(per_clip: dict[str, dict[str, float]]) -> dict[str, float]:
 
 def write_report(report: dict, out: str | Path) -> None:
     """The report as JSON (a :class:`DepthAlign` is written as its fields)."""
-    Path(out).write_text(json.dumps(report, indent=2, default=lambda o: asdict(o) if isinstance(o, DepthAlign) else o))
+    Path(out).write_text(dumps_strict(report, indent=2, default=lambda o: asdict(o) if isinstance(o, DepthAlign) else o))

@@ -238,6 +238,11 @@ def lmms_eval_metrics(report: Report) -> dict[str, float]:
 def format_table(report: Report) -> str:
     """A plain-text per-task table."""
     lines = [f"{'task':<12} {'score':>7}", "-" * 20]
-    lines += [f"{k:<12} {v:>7.2f}" for k, v in report.tasks.items()]
-    lines += ["-" * 20, f"{'overall':<12} {report.overall:>7.2f}"]
+    def cell(v: float) -> str:
+        return f"{v:>7.2f}" if math.isfinite(v) else f"{'n/a':>7}"
+
+    lines += [f"{k:<12} {cell(v)}" for k, v in report.tasks.items()]
+    lines += ["-" * 20, f"{'overall':<12} {cell(report.overall)}"]
+    if any(not math.isfinite(v) for v in report.tasks.values()):
+        lines.append("n/a: no question of that type was scored")
     return "\n".join(lines)

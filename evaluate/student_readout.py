@@ -17,16 +17,23 @@ from geovr.evaluate.geometry_eval import clip_metrics, mean_metrics
 def readout_metrics(export_dir: str, ref_root: str, alignment: str = "median", threshold: float = 30.0,
                     max_clips: int | None = None, progress: bool = True) -> dict:
     """Per-clip and mean metrics of the exported student's head readout against ``ref_root``."""
+    from geovr.train.export import load_exported
+
+    student, adapter = load_exported(export_dir)
+    return readout_student(student, adapter, ref_root, alignment, threshold, max_clips, progress, str(export_dir))
+
+
+def readout_student(student, adapter, ref_root: str, alignment: str = "median", threshold: float = 30.0,  # noqa: ANN001
+                    max_clips: int | None = None, progress: bool = True, name: str = "") -> dict:
+    """:func:`readout_metrics` of a ``GeoStudent`` already in memory (e.g. an untrained control)."""
     import torch
     from tqdm import tqdm
 
     from geovr.shared.geometry import pose_enc_to_extri_intri
     from geovr.shared.stores import StoreReader
     from geovr.train.data import clip_sample
-    from geovr.train.export import load_exported
     from geovr.train.student.collate import prepare_sample
 
-    student, adapter = load_exported(export_dir)
     student.eval().to("cuda" if torch.cuda.is_available() else "cpu")
     reader = StoreReader(ref_root)
     ids = reader.clip_ids[:max_clips] if max_clips else reader.clip_ids
@@ -43,5 +50,5 @@ def readout_metrics(export_dir: str, ref_root: str, alignment: str = "median", t
         per_clip[cid] = clip_metrics(extr, pred["depth"], float(pred["metric_scale"]), clip.extrinsics[::step][:t],
                                      clip.depth[::step][:t], clip.metric_scale, alignment, threshold,
                                      where=f"clip {cid!r}")
-    return {"model": str(export_dir), "ref": str(ref_root), "alignment": alignment, "threshold_deg": threshold,
+    return {"model": name, "ref": str(ref_root), "alignment": alignment, "threshold_deg": threshold,
             "num_clips": len(per_clip), "mean": mean_metrics(per_clip), "per_clip": per_clip}

@@ -110,8 +110,13 @@ def questions_for_scene(scene, clip_id: str, rng: np.random.Generator) -> list[d
     return rows
 
 
-def generate(corpus_dir: str | Path, out_dir: str | Path, seed: int = 0) -> Path:
-    """Write the synthetic benchmark under ``out_dir``; return the ``test.jsonl`` path."""
+def generate(corpus_dir: str | Path, out_dir: str | Path, seed: int = 0, test_fraction: float = 0.5) -> Path:
+    """Write the synthetic benchmark under ``out_dir``; return the ``test.jsonl`` path.
+
+    Each scene's questions are split at random: ``test_fraction`` of them go to ``test.jsonl`` /
+    ``test.parquet`` (scored by ``geovr eval vsibench``), the rest to ``train_conversations.jsonl``
+    (LLaVA-style rows for ``geovr train``); no question is in both.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -125,19 +130,23 @@ def generate(corpus_dir: str | Path, out_dir: str | Path, seed: int = 0) -> Path
     table = read_rows(manifest)
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
+    train: list[dict] = []
     (out_dir / DATASET).mkdir(parents=True, exist_ok=True)
     for rec in table:
         scene = load_scene(corpus_dir / rec["gt_dir"])
-        rows += questions_for_scene(scene, rec["clip_id"], rng)
+        qs = questions_for_scene(scene, rec["clip_id"], rng)
+        held = set(rng.permutation(len(qs))[: max(1, round(test_fraction * len(qs)))].tolist()) if qs else set()
+        rows += [q for i, q in enumerate(qs) if i in held]
+        train += [q for i, q in enumerate(qs) if i not in held]
         shutil.copyfile(corpus_dir / rec["uri"], out_dir / DATASET / f"{rec['clip_id']}.mp4")
-    for i, r in enumerate(rows):
+    for i, r in enumerate(rows + train):
         r["id"] = i
     with open(out_dir / "test.jsonl", "w") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
     pq.write_table(pa.Table.from_pylist(rows), out_dir / "test.parquet")
     with open(out_dir / "train_conversations.jsonl", "w") as f:
-        for r in rows:
+        for r in train:
             conv = [{"from": "human", "value": "<video>\n" + build_prompt(r)}, {"from": "gpt", "value": r["ground_truth"]}]
             f.write(json.dumps({"id": f"synthqa_{r['id']}", "clip_id": r["scene_name"], "conversations": conv}) + "\n")
     return out_dir / "test.jsonl"

@@ -14,53 +14,18 @@ from __future__ import annotations
 import json
 import platform
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from geovr.evaluate.config import SPLITS, VSIBenchConfig  # noqa: F401  (re-exported)
 from geovr.evaluate.lmms_log import is_lmms_eval_log, read_lmms_eval_log
 from geovr.evaluate.prompts import build_prompt
 from geovr.evaluate.protocols import Protocol, resolve
 from geovr.evaluate.scorer import aggregate, format_table, lmms_eval_metrics
+from geovr.shared.jsonio import dumps_strict
 from geovr.shared.video_meta import video_metadata
-
-SPLITS = ("full", "debiased")
-"""``full``: every row; ``debiased``: rows with ``pruned == False`` (VSI-Bench-Debiased)."""
-
-
-@dataclass
-class VSIBenchConfig:
-    """One evaluation run."""
-
-    bench_dir: str
-    """Folder holding the annotation file and the ``{dataset}/{scene_name}.mp4`` videos."""
-    model: str = ""
-    """Local model folder or hub id (empty in ``--predictions`` mode)."""
-    out_dir: str = "vsibench_out"
-    """Where ``predictions.jsonl`` and ``report.json`` go."""
-    annotations: str = ""
-    """Annotation file (default: ``test.parquet`` or ``test.jsonl`` in ``bench_dir``)."""
-    split: str = "full"
-    """``full`` or ``debiased``."""
-    protocol: str = "official"
-    """Protocol preset (``geovr.evaluate.protocols.PRESETS``): frames, prompts, decoding, scoring."""
-    num_frames: int = 0
-    """Frames per video, sampled uniformly (16/32/64/128 in the literature); 0 = the protocol's."""
-    seed: int | None = None
-    """Seed of sampled decoding (None = the protocol's)."""
-    batch_size: int = 4
-    """Questions per generate() call."""
-    max_new_tokens: int = 0
-    """Generation length limit in tokens (0 = the protocol's)."""
-    dtype: str = "auto"
-    """``auto`` (bf16 on GPU, fp32 on CPU), ``bf16``, ``fp16`` or ``fp32``."""
-    attn_implementation: str = "sdpa"
-    """transformers attention backend (``sdpa``, ``flash_attention_2``, ``eager``)."""
-    limit: int = 0
-    """Evaluate only the first N rows (0 = all)."""
-    lenient: bool = False
-    """Also report lmms-eval's lenient number parsing (labelled separately)."""
 
 
 def protocol_of(cfg: VSIBenchConfig) -> Protocol:
@@ -210,7 +175,7 @@ def score(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> dict:
     }
     if cfg.lenient:
         report["scores_lenient_lmms_eval"] = asdict(aggregate(joined, lenient=True))
-    Path(cfg.out_dir, "report.json").write_text(json.dumps(report, indent=2))
+    Path(cfg.out_dir, "report.json").write_text(dumps_strict(report, indent=2))
     print(f"protocol {proto.name} (scoring {proto.scoring}, {proto.num_frames} frames"
           + (f", overrides: {', '.join(proto.overrides)}" if proto.overrides else "") + ")")
     print(format_table(strict))
@@ -222,13 +187,11 @@ def score(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> dict:
 
 def run(cfg: VSIBenchConfig, predictions: str = "") -> dict:
     """Predict (unless ``predictions`` is given) and score; returns the report dict."""
-    protocol_of(cfg)  # a bad preset or override fails before anything is read
-    Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+    cfg.validate(predictions)  # before the output folder exists and before any model loads
     rows = load_rows(cfg)
+    Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
     if predictions:
         return score(cfg, rows, Path(predictions))
-    if not cfg.model:
-        raise ValueError("give --model to run inference, or --predictions FILE to score existing answers")
     pred_path = Path(cfg.out_dir) / "predictions.jsonl"
     predict(cfg, rows, pred_path)
     return score(cfg, rows, pred_path)

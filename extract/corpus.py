@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from geovr.shared.errors import UsageError
+
 REQUIRED = ("clip_id", "uri")
 
 
@@ -29,7 +31,7 @@ def read_corpus(path: str | Path) -> list[CorpusRow]:
     """Read a Parquet or JSONL corpus manifest; errors name the file and the row."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: corpus manifest not found")
+        raise UsageError(f"{path}: corpus manifest not found")
     if path.suffix == ".parquet":
         from geovr.shared.tables import read_rows
 
@@ -41,18 +43,18 @@ def read_corpus(path: str | Path) -> list[CorpusRow]:
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{n}: not valid JSON ({exc})") from exc
+                    raise UsageError(f"{path}:{n}: not valid JSON ({exc})") from exc
     else:
-        raise ValueError(f"{path}: corpus manifest must be .parquet or .jsonl")
+        raise UsageError(f"{path}: corpus manifest must be .parquet or .jsonl")
     rows, seen = [], set()
     base = path.parent
     for n, r in enumerate(records, 1):
         missing = [c for c in REQUIRED if not r.get(c)]
         if missing:
-            raise ValueError(f"{path}: row {n} lacks required column(s) {missing}")
+            raise UsageError(f"{path}: row {n} lacks required column(s) {missing}")
         cid = str(r["clip_id"])
         if "." in cid or cid in seen:
-            raise ValueError(f"{path}: row {n}: clip_id {cid!r} is duplicated or contains '.'")
+            raise UsageError(f"{path}: row {n}: clip_id {cid!r} is duplicated or contains '.'")
         seen.add(cid)
         gt = r.get("gt_dir")
         rows.append(CorpusRow(

@@ -9,9 +9,13 @@ input's.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from geovr.extract.corpus import read_corpus
 from geovr.shared.sampling import SamplingConfig, frame_count, student_size, teacher_resize
+
+if TYPE_CHECKING:
+    from geovr.extract.config import ExtractConfig
 
 JPEG_BYTES_PER_PIXEL = 0.3
 """Rough JPEG size at quality 95 for natural indoor frames (measured on the synthetic corpus: ~0.29)."""
@@ -88,3 +92,14 @@ def plan(corpus: str, sampling: SamplingConfig, feature_channels: int, n_layers:
         lines.append(f"  per clip    {total / max(len(rows) - unreadable, 1) / 1e6:10.2f} MB (mean)")
     lines.append(f"  total       {total / 1e9:10.3f} GB")
     return "\n".join(lines)
+
+
+def plan_for(cfg: ExtractConfig) -> str:
+    """The storage report of an extraction config: widths and layers from the teacher's registry entry,
+    pooling and precision from the config and its preset."""
+    from geovr.extract.config import PRESETS
+
+    preset = PRESETS[cfg.preset]
+    pca = preset["pca_dims"] if cfg.pca_dims is None else (cfg.pca_dims or None)
+    return plan(cfg.corpus, cfg.sampling, cfg.feature_dim(), len(cfg.teacher_layers()), cfg.pool, preset["dtype"],
+                preset["depth_downsample"], pca)

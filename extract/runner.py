@@ -14,72 +14,16 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from geovr.extract.config import PRESETS, SCALE_FROM, ExtractConfig  # noqa: F401  (re-exported)
 from geovr.extract.corpus import CorpusRow, read_corpus
 from geovr.extract.targets import build_targets
 from geovr.shared.features import FeatureSpec
 from geovr.shared.sampling import SamplingConfig, plan_sampling
 from geovr.shared.schema import VideoRef
 from geovr.shared.video import VideoError, crop_resize, probe, read_frames
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"dtype": "bf16", "depth_downsample": 1, "pca_dims": None},
-    "compact": {"dtype": "int8", "depth_downsample": 2, "pca_dims": None},
-    "compact-pca": {"dtype": "int8", "depth_downsample": 2, "pca_dims": 256},
-}
-"""Storage presets: ``paper`` is the exact recipe (bf16 features, full-resolution depth);
-``compact`` int8 features + half-resolution depth; ``compact-pca`` additionally keeps each
-clip's top-256 principal directions per layer (see ``geovr.shared.features``)."""
-SCALE_FROM = ("auto", "ground_truth", "metric_teacher", "none")
-"""Allowed ``ExtractConfig.scale_from`` values."""
-
-
-@dataclass
-class ExtractConfig:
-    """One extraction job."""
-
-    corpus: str
-    """Corpus manifest (Parquet or JSONL, see docs/architecture.md)."""
-    out: str
-    """Target store folder (created, or resumed if it exists with the same header)."""
-    teacher: str = "vggt"
-    """Teacher registry name (``vggt``, ``oracle``)."""
-    teacher_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Extra arguments of the teacher factory (``weights``, ``config``, ``device``...)."""
-    format: str = "zarr"
-    """Store format: ``zarr`` or ``wds``."""
-    preset: str = "paper"
-    """Storage preset (``paper`` | ``compact``)."""
-    layers: tuple[int, ...] = (4, 11, 17, 23)
-    """Teacher layers whose features are cached."""
-    channels: str = "frame"
-    """Channel half of VGGT's ``cat(frame, global)`` tokens: ``frame`` (paper), ``global`` or ``both``."""
-    pool: int = 2
-    """Average pooling of the feature grid (2 = 2x2, the paper's)."""
-    pca_dims: int | None = None
-    """Override the preset's PCA channels (None = the preset's; 0 = no PCA)."""
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    """Frame-sampling contract (shared with stage two)."""
-    metric_depth: str = ""
-    """Metric monocular depth model (local folder or hub id, e.g.
-    ``depth-anything/Depth-Anything-V2-Metric-Indoor-Large-hf``) for the scale of clips without
-    ground-truth depth; empty = none (those clips get ``scale_source = "none"``)."""
-    scale_from: str = "auto"
-    """``auto`` (teacher's own > ground truth > metric model > none), ``ground_truth``, ``metric_teacher`` or ``none``."""
-    clips_per_shard: int = 16
-    """Clips per shard (a shard is written whole, atomically)."""
-    workers: int = 2
-    """DataLoader decoding workers (0 = decode in the main process)."""
-    jpeg_quality: int = 95
-    """Quality of the cached JPEG frames."""
-    rank: int = 0
-    """This process's rank."""
-    world_size: int = 1
-    """Number of extraction processes."""
-    progress: bool = True
-    """Show a tqdm bar."""
 
 
 def rank_from_env(rank: int | None, world: int | None) -> tuple[int, int]:
@@ -88,7 +32,9 @@ def rank_from_env(rank: int | None, world: int | None) -> tuple[int, int]:
     r = rank if rank is not None else int(env.get("RANK", env.get("SLURM_PROCID", 0)))
     w = world if world is not None else int(env.get("WORLD_SIZE", env.get("SLURM_NTASKS", 1)))
     if not 0 <= r < w:
-        raise ValueError(f"rank {r} is not in [0, world_size={w})")
+        from geovr.shared.errors import UsageError
+
+        raise UsageError(f"rank {r} is not in [0, world_size={w})")
     return r, w
 
 
@@ -224,12 +170,10 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
     from geovr.shared.stores import ClipFailure, StoreWriter
 
     t0 = time.perf_counter()
-    if cfg.scale_from not in SCALE_FROM:
-        raise ValueError(f"scale_from {cfg.scale_from!r} not in {SCALE_FROM}")
-    if cfg.scale_from == "metric_teacher" and not cfg.metric_depth:
-        raise ValueError("scale_from='metric_teacher' needs a metric depth model (--metric-depth)")
+    cfg.validate()
+    rank, world = rank_from_env(cfg.rank, cfg.world_size)
     rows = read_corpus(cfg.corpus)
-    teacher = build_teacher(cfg.teacher, layers=tuple(cfg.layers), **cfg.teacher_kwargs)
+    teacher = build_teacher(cfg.teacher, **cfg.teacher_options())
     layers = tuple(teacher.info.feature_layers)  # a tiny teacher may map the requested layers onto its own depth
     # a teacher whose features are single-width (DA3) keeps all channels: there is no frame half to take
     header = make_header(cfg, teacher.info, layers, None if getattr(teacher, "feature_halves", True) else "both")
@@ -237,19 +181,19 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
     if cfg.metric_depth and cfg.scale_from in ("auto", "metric_teacher"):
         from geovr.extract.metric_depth import load_metric_depth
 
-        metric_model = load_metric_depth(cfg.metric_depth, device=cfg.teacher_kwargs.get("device"))
-    writer = StoreWriter(cfg.out, header, shard_prefix=f"r{cfg.rank:03d}")
+        metric_model = load_metric_depth(cfg.metric_depth, device=cfg.device or cfg.teacher_kwargs.get("device"))
+    writer = StoreWriter(cfg.out, header, shard_prefix=f"r{rank:03d}")
     if cfg.format == "zarr":
         import zarr  # noqa: F401  (imported here, not on the writer thread's first shard)
     done = writer.done()
-    mine = [r for i, r in enumerate(rows) if i % cfg.world_size == cfg.rank]
+    mine = [r for i, r in enumerate(rows) if i % world == rank]
     todo = [r for r in mine if r.clip_id not in done]
     thread = _ShardWriterThread(writer, cfg.clips_per_shard)
     thread.start()
     loader = torch.utils.data.DataLoader(_ClipSource(todo, cfg.sampling), batch_size=1, num_workers=cfg.workers,
                                          collate_fn=_identity)
     stored, frames_done, failed = 0, 0, []
-    bar = tqdm(total=len(todo), desc=f"extract r{cfg.rank}", unit="clip", disable=not cfg.progress)
+    bar = tqdm(total=len(todo), desc=f"extract r{rank}", unit="clip", disable=not cfg.progress)
 
     def fail(row: CorpusRow, reason: str) -> None:
         failed.append((row.clip_id, reason))

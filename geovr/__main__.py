@@ -1,3 +1,5 @@
-from geovr.cli import app
+import sys
 
-app()
+from geovr.cli import main
+
+sys.exit(main())

@@ -1,4 +1,9 @@
-"""``geovr shards ...``: store tools (thin; heavy imports inside each command)."""
+"""``geovr shards ...``: store tools (thin; heavy imports inside each command).
+
+Errors propagate to ``geovr.cli.main``, which maps them to exit codes: a path that is no finalised store
+is bad usage (2), a store that fails its checks is an integrity error (4), a missing optional package
+for a remote URL is an environment problem (3).
+"""
 
 from __future__ import annotations
 
@@ -10,21 +15,24 @@ import typer
 app = typer.Typer(no_args_is_help=True)
 
 
-def _fail(e: Exception) -> None:
-    typer.secho(f"error: {e}", err=True, fg="red")
-    raise typer.Exit(2)
-
-
 @app.command("info")
-def info(store: Annotated[str, typer.Argument(help="Store folder or URL (memory://, s3://, gs://, https://).")]) -> None:
+def info(
+    store: Annotated[str, typer.Argument(help="Store folder or URL (memory://, s3://, gs://, https://).")],
+    clips: Annotated[bool, typer.Option("--clips", help="List the stored clip ids (one a line) instead.")] = False,
+) -> None:
     """Summary of a finalised store: format, teacher, clips ok/failed, shards, bytes, targets."""
-    from geovr.shared.safety import StoreError
+    if clips:
+        from geovr.shared.stores import StoreReader
+
+        reader = StoreReader(store)
+        for cid in reader.clip_ids:
+            typer.echo(cid)
+        for cid, why in reader.failures.items():
+            typer.echo(f"{cid}\tFAILED: {why}")
+        return
     from geovr.shared.shards.info import format_summary, store_summary
 
-    try:
-        typer.echo(format_summary(store_summary(store)))
-    except StoreError as e:
-        _fail(e)
+    typer.echo(format_summary(store_summary(store)))
 
 
 @app.command("verify")
@@ -32,27 +40,27 @@ def verify(
     store: Annotated[str, typer.Argument(help="Store folder or URL.")],
     no_hash: Annotated[bool, typer.Option("--no-hash", help="Only check presence and sizes (fast).")] = False,
 ) -> None:
-    """Recompute hashes and counts; list missing, truncated, corrupted and unknown files. Exit 1 on any problem."""
-    from geovr.shared.stores.verify import verify_store
+    """Recompute hashes and counts; list missing, truncated, corrupted and unknown files. Exit 4 on any problem."""
+    from geovr.shared.stores.fsio import resolve
+    from geovr.shared.stores.verify import load_manifest, verify_store
+
+    fs, root, _ = resolve(store)
+    if not fs.exists(f"{root}/index.json"):
+        load_manifest(fs, root)  # raises NotFinalizedError naming the problem (exit 2)
 
     problems = verify_store(store, hashes=not no_hash)
     for p in problems:
         typer.echo(f"PROBLEM {p}")
     if problems:
-        typer.secho(f"{len(problems)} problem(s) in {store}", err=True, fg="red")
-        raise typer.Exit(1)
+        typer.echo(f"error: {len(problems)} problem(s) in {store}", err=True)
+        raise typer.Exit(4)
     typer.echo(f"OK {store}")
 
 
 def _transfer(src: str, dst: str) -> None:
-    from geovr.shared.safety import StoreError
     from geovr.shared.shards.transfer import transfer_store
 
-    try:
-        rep = transfer_store(src, dst)
-    except (StoreError, OSError) as e:
-        _fail(e)
-        return
+    rep = transfer_store(src, dst)
     typer.echo(f"{len(rep.copied)} file(s) copied ({rep.bytes_copied} bytes), {len(rep.skipped)} already present")
 
 
@@ -80,36 +88,34 @@ def merge(
     stores: Annotated[list[str], typer.Argument(help="Finalised input stores.")],
 ) -> None:
     """Combine stores from several runs/ranks; refuses incompatible headers or duplicate clips."""
-    from geovr.shared.safety import StoreError
     from geovr.shared.shards.merge import merge_stores
 
-    try:
-        m = merge_stores(out, stores)
-    except (StoreError, ValueError) as e:
-        _fail(e)
-        return
+    m = merge_stores(out, stores)
     typer.echo(f"merged {len(stores)} store(s) into {out}: {m.num_clips} clips, {len(m.shards)} shards")
 
 
 @app.command("show")
 def show(
     store: Annotated[str, typer.Argument(help="Store folder or URL.")],
-    clip: Annotated[str, typer.Argument(help="Clip id, e.g. scene0001/00000.")],
-    out: Annotated[Path, typer.Option("--out", help="PNG to write.")] = Path("clip.png"),
+    clip: Annotated[str, typer.Argument(help="Clip id, e.g. synth_0000 (list them: geovr shards info STORE --clips).")],
+    out: Annotated[Path, typer.Option("--out", help="PNG file to write.")] = Path("clip.png"),
     layer: Annotated[int | None, typer.Option(help="Feature layer for the PCA panel (default: first).")] = None,
-    frames: Annotated[int, typer.Option(help="Frames to show.")] = 4,
+    frames: Annotated[int, typer.Option("--num-frames", "--frames", help="Frames to show.")] = 4,
     width: Annotated[int, typer.Option(help="PNG width in pixels.")] = 1200,
     height: Annotated[int, typer.Option(help="PNG height in pixels.")] = 800,
 ) -> None:
     """Render frames, depth, a feature PCA and the camera trajectory of one clip to a PNG."""
-    from geovr.shared.safety import StoreError
+    from geovr.shared.errors import UsageError
     from geovr.shared.shards.show import render_clip
     from geovr.shared.stores import StoreReader
 
+    reader = StoreReader(store)
+    if clip not in reader.clip_ids:
+        why = f" (extraction failed: {reader.failures[clip]})" if clip in reader.failures else ""
+        raise UsageError(f"clip {clip} is not stored in {store}{why}; list the ids with "
+                         f"`geovr shards info {store} --clips`")
     try:
-        reader = StoreReader(store)
         render_clip(reader[clip], reader.header.features.dtype, str(out), layer, frames, (width, height))
-    except (StoreError, KeyError, ValueError) as e:
-        _fail(e)
-        return
+    except ValueError as e:  # e.g. a --layer the store does not have
+        raise UsageError(str(e)) from e
     typer.echo(f"wrote {out}")

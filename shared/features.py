@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from geovr.shared.teacher_layers import VGGT_DPT_LAYERS
+
 __all__ = [
     "FEATURE_DTYPES",
     "FeatureSpec",
@@ -54,8 +56,8 @@ CHANNEL_SLICES = ("frame", "global", "both")
 class FeatureSpec:
     """Which teacher features a store keeps, and how they are reduced and encoded."""
 
-    layers: tuple[int, ...] = (4, 11, 17, 23)
-    """Teacher layer indices to store (VGGT's DPT heads read ``[4, 11, 17, 23]``)."""
+    layers: tuple[int, ...] = VGGT_DPT_LAYERS
+    """Teacher layer indices to store (default: VGGT's DPT layers, ``geovr.shared.teacher_layers``)."""
     channels: str = "both"
     """Channel slice of each ``2C``-wide layer output: ``frame`` (``0:C``), ``global`` (``C:2C``) or ``both``."""
     pool: int = 1

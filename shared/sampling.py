@@ -41,11 +41,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from geovr.shared.errors import UsageError
 
-from geovr.shared.schema import ResizeSpec
+if TYPE_CHECKING:  # numpy and the schema load on first use, so the CLI can build flags from SamplingConfig
+    import numpy as np
+
+    from geovr.shared.schema import ResizeSpec
 
 TEACHER_MODES = ("stretch", "center_crop", "vggt_crop")
 """Allowed ``SamplingConfig.teacher_mode`` values."""
@@ -57,7 +60,7 @@ _MODE_DEFAULTS = {"stretch": (504, 28), "center_crop": (504, 28), "vggt_crop": (
 """``teacher_mode -> (longest_edge, multiple)`` used when those fields are 0."""
 
 
-class SamplingMismatch(ValueError):
+class SamplingMismatch(UsageError):
     """A cached clip was sampled differently from what the current configuration would do."""
 
 
@@ -244,6 +247,8 @@ def _long_edge_size(h: int, w: int, target: int, m: int) -> tuple[int, int]:
 
 def teacher_resize(student_hw: tuple[int, int], cfg: SamplingConfig) -> ResizeSpec:
     """Student frame -> teacher input as a crop box (student pixels, maybe fractional) + resize."""
+    from geovr.shared.schema import ResizeSpec
+
     h, w = int(student_hw[0]), int(student_hw[1])
     if h <= 0 or w <= 0:
         raise ValueError(f"frame size {student_hw} must be positive")
@@ -297,6 +302,10 @@ def plan_sampling(
 
     Raises ``ValueError`` if the clip is too short or its frames too small for the student.
     """
+    import numpy as np
+
+    from geovr.shared.schema import ResizeSpec
+
     end = num_source_frames if end is None else min(end, num_source_frames)
     n_available = end - start
     if start < 0 or n_available <= 0:
@@ -339,6 +348,10 @@ def check_clip_matches(meta: dict[str, Any], cfg: SamplingConfig, start: int | N
     ``meta`` is ``ClipTargets.meta_dict()`` (as stored per clip); the clip's source range comes from
     its ``start_frame`` / ``end_frame`` unless ``start`` / ``end`` are given.
     """
+    import numpy as np
+
+    from geovr.shared.schema import ResizeSpec
+
     video = meta["video"]
     src_hw = tuple(meta["resize"]["src_hw"])
     start = int(meta.get("start_frame", 0)) if start is None else start

@@ -58,7 +58,7 @@ class TeacherInfo:
     weights_sha256: str = ""
     """sha256 of the weights file the teacher was loaded from (empty for weight-free teachers)."""
     feature_layers: tuple[int, ...] = ()
-    """Teacher layers the features were taken from, e.g. ``(4, 11, 17, 23)``."""
+    """Teacher layers the features were taken from, e.g. VGGT's DPT layers (``geovr.shared.teacher_layers``)."""
     num_layers: int = 0
     """Teacher depth (layers the ``feature_layers`` index into; VGGT-1B: 24), so stage two can map teacher
     layer ``l`` onto student layer ``round((l + 1) / num_layers * L)``. 0: unknown (older stores)."""

@@ -4,9 +4,21 @@ Procedural textured rooms with classed box objects, rendered by numpy ray castin
 with OpenCV camera-from-world extrinsics, intrinsics, metric z-depth and a ``scene.json`` per clip.
 """
 
-from .config import SynthConfig
-from .corpus import clip_id, make_scene, render_corpus
-from .scene import OBJECT_CLASSES, Room, Scene, SceneObject, load_scene
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {"SynthConfig": "config", "clip_id": "corpus", "make_scene": "corpus", "render_corpus": "corpus",
+          "OBJECT_CLASSES": "scene", "Room": "scene", "Scene": "scene", "SceneObject": "scene", "load_scene": "scene"}
+"""Public name -> submodule; imported on first use so ``geovr --help`` (which imports ``synth.cli``) needs no numpy."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+
 
 __all__ = [
     "OBJECT_CLASSES", "Room", "Scene", "SceneObject", "SynthConfig", "clip_id", "load_scene", "make_scene",

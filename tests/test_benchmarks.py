@@ -22,7 +22,11 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("script", sorted(CASES))
+SLOW = {"cached_vs_online.py"}
+"""Runs a VGGT, a Depth Anything and a student step (about 25 s on 2 cores): in the slow set (.ci/run runs it)."""
+
+
+@pytest.mark.parametrize("script", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s for s in sorted(CASES)])
 def test_benchmark_script_runs(script, env):
     args, expect = CASES[script]
     res = subprocess.run([sys.executable, str(BENCH / script), *args], env=env, capture_output=True, text=True,

@@ -96,9 +96,11 @@ def build_nan_oracle(**kwargs):
 
 
 def test_non_finite_teacher_output_fails_that_clip_only(synth_corpus, tmp_path, monkeypatch):
+    import dataclasses
+
     from geovr.extract.teachers import REGISTRY
 
-    monkeypatch.setitem(REGISTRY, "oracle", f"{__name__}:build_nan_oracle")
+    monkeypatch.setitem(REGISTRY, "oracle", dataclasses.replace(REGISTRY["oracle"], factory=f"{__name__}:build_nan_oracle"))
     res = _extract(synth_corpus, tmp_path / "store")
     assert res.stored == 1 and [cid for cid, _ in res.failed] == ["synth_0001"]
     assert "non-finite teacher depth" in res.failed[0][1]

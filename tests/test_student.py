@@ -64,3 +64,4 @@ def test_head_widths_follow_the_config_and_the_paper_recipe(tmp_path_factory):
     assert [h.net[3].out_features for h in student.distill_heads] == [40, 40]
     paper = load_config("paper_qwen3vl_2b").model
     assert (paper.camera_hidden, paper.scale_hidden, paper.distill_hidden) == (1536, 512, None)
+

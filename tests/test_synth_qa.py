@@ -93,3 +93,14 @@ def test_missing_predictions_and_debiased_without_column_are_refused(bench, tmp_
     plain.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "pruned"}) + "\n" for r in _rows(bench)))
     with pytest.raises(ValueError, match="pruned"):
         load_rows(VSIBenchConfig(bench_dir=str(bench), annotations=str(plain), split="debiased"))
+
+
+def test_train_and_test_questions_are_disjoint_and_cover_every_scene(bench):
+    from geovr.evaluate.prompts import build_prompt
+
+    test = _rows(bench)
+    train = [json.loads(line) for line in (bench / "train_conversations.jsonl").read_text().splitlines()]
+    asked = {(r["scene_name"], "<video>\n" + build_prompt(r)) for r in test}
+    trained = {(row["clip_id"], row["conversations"][0]["value"]) for row in train}
+    assert test and train and not asked & trained  # no question (with its options) is both trained on and scored
+    assert {r["scene_name"] for r in test} == {row["clip_id"] for row in train}  # every scene in both halves

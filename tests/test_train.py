@@ -2,25 +2,19 @@
 
 import json
 import math
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import LEARN_STEPS, train_cli
 
 pytestmark = pytest.mark.deepspeed
 TERMS = ("lm", "camera", "depth", "scale", "distill")
 
 
 def _train(env, store, qa, out, *overrides, nproc=1):
-    cmd = [sys.executable, "-m", "geovr", "train", "--config", "tiny_cpu", f"data.stores=[{store}]",
-           f"data.instructions=[{qa}]", f"run.out_dir={out}", *overrides]
-    if nproc > 1:
-        cmd += ["--nproc", str(nproc), "--master-port", str(29600 + os.getpid() % 300)]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return train_cli(env, store, qa, out, *overrides, nproc=nproc)
 
 
 def _generates_with_plain_transformers(env, export, cwd):
@@ -44,23 +38,23 @@ def _generates_with_plain_transformers(env, export, cwd):
     assert res.returncode == 0 and "GENERATED" in res.stdout, res.stderr[-2000:]
 
 
-def test_zero2_one_process_logs_every_term_and_exports_a_plain_hf_model(env, oracle_store, tmp_path):
-    store, qa = oracle_store
-    metrics = _train(env, store, qa, tmp_path / "run", "run.max_steps=3", "run.save_every=3")
-    assert [m["step"] for m in metrics] == [1, 2, 3]
+def test_zero2_one_process_logs_every_term_and_exports_a_plain_hf_model(env, trained_run, tmp_path):
+    run, metrics = trained_run
+    assert [m["step"] for m in metrics] == list(range(1, LEARN_STEPS + 1))
     for m in metrics:
         assert all(math.isfinite(m[t]) for t in (*TERMS, "loss"))
     assert any(m["lm"] > 0 for m in metrics) and all(m["distill"] > 0 for m in metrics)
-    assert (tmp_path / "run" / "config.yaml").is_file() and (tmp_path / "run" / "checkpoints" / "step3").is_dir()
-    _generates_with_plain_transformers(env, tmp_path / "run" / "export", tmp_path)
+    assert (run / "config.yaml").is_file() and (run / "checkpoints" / f"step{LEARN_STEPS}").is_dir()
+    _generates_with_plain_transformers(env, run / "export", tmp_path)
 
 
-def test_resume_continues_exactly(env, oracle_store, tmp_path):
+def test_resume_continues_exactly(env, oracle_store, trained_run, tmp_path):
     store, qa = oracle_store
+    _, full = trained_run  # the shared run: in-process data (0 workers), no stop
     # samples are a pure function of the position: in-process (0 workers) and 2 DataLoader workers agree
-    full = _train(env, store, qa, tmp_path / "a", "run.max_steps=4", "run.save_every=100", "data.workers=0")
-    _train(env, store, qa, tmp_path / "b", "run.max_steps=4", "run.stop_at=2", "run.export=false", "data.workers=2")
-    resumed = _train(env, store, qa, tmp_path / "b", "run.max_steps=4", "run.resume=true", "run.export=false",
+    steps = f"run.max_steps={LEARN_STEPS}"  # the same schedule as the shared run
+    _train(env, store, qa, tmp_path / "b", steps, "run.stop_at=2", "run.export=false", "data.workers=2")
+    resumed = _train(env, store, qa, tmp_path / "b", steps, "run.resume=true", "run.stop_at=4", "run.export=false",
                      "data.workers=2")
     assert [m["step"] for m in resumed] == [1, 2, 3, 4]
     for k in ("loss", *TERMS):
@@ -68,7 +62,7 @@ def test_resume_continues_exactly(env, oracle_store, tmp_path):
         assert resumed[3][k] == pytest.approx(full[3][k], rel=1e-5, abs=1e-6), k
 
 
-@pytest.mark.parametrize("family", ["tiny-qwen3vl", "tiny-qwen25vl"])
+@pytest.mark.parametrize("family", ["tiny-qwen3vl", pytest.param("tiny-qwen25vl", marks=pytest.mark.slow)])
 def test_zero2_two_processes(env, request, tmp_path, family):
     store, qa = request.getfixturevalue("oracle_store_q25" if "25" in family else "oracle_store")
     metrics = _train(env, store, qa, tmp_path / "r2", "run.max_steps=2", "run.export=false", f"model.model={family}",
@@ -101,3 +95,15 @@ def test_qwen35_zero2_pair_mode_exports_a_plain_hf_model(env, oracle_store, tmp_
     config = json.loads((tmp_path / "run" / "export" / "config.json").read_text())
     assert config["model_type"] == "qwen3_5" and "linear_attention" in config["text_config"]["layer_types"]
     _generates_with_plain_transformers(env, tmp_path / "run" / "export", tmp_path)
+
+
+def test_cpu_runs_skip_the_deepspeed_shm_op_build(monkeypatch):
+    import importlib
+
+    ds_torch = importlib.import_module("deepspeed.comm.torch")
+    assert hasattr(ds_torch, "build_shm_op")  # a DeepSpeed upgrade that moves it must be noticed here
+    monkeypatch.setattr(ds_torch, "build_shm_op", lambda: pytest.fail("the shm op was built"))
+    from geovr.train.loop import _skip_cpu_shm_op
+
+    _skip_cpu_shm_op()
+    assert ds_torch.build_shm_op() is None

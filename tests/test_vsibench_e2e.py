@@ -11,9 +11,18 @@ from geovr.evaluate.synth_qa import generate
 def test_vsibench_runs_writes_report_and_resumes(synth_corpus, tmp_path, monkeypatch):
     import os
 
+    import torch
+
     from geovr.train.student.tiny import build_tiny_student_dir
 
-    model = build_tiny_student_dir(os.environ.get("GEOVR_TEST_CACHE", str(tmp_path)) + "/tiny-qwen3vl")
+    folder = os.environ.get("GEOVR_TEST_CACHE", str(tmp_path)) + "/tiny-qwen3vl"
+    fresh = not os.path.exists(folder)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    model = build_tiny_student_dir(folder)
+    if fresh:  # building seeds its own weights but leaves the caller's random stream (a run's head init) alone
+        assert torch.equal(torch.rand(3), expected)
     bench = tmp_path / "bench"
     generate(synth_corpus, bench)
     args = ["eval", "vsibench", "--bench", str(bench), "--model", str(model), "--frames", "4", "--batch-size", "2",

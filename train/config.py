@@ -16,10 +16,11 @@ from typing import Any
 
 import yaml
 
+from geovr.shared.cliconfig import config_from_dict, read_yaml
+from geovr.shared.errors import UsageError
 from geovr.train.losses import LossConfig
-from geovr.train.student.model import StudentConfig
-
-RECIPES = Path(__file__).parent / "recipes"
+from geovr.train.recipe_files import RECIPES, recipe_path  # noqa: F401  (RECIPES re-exported)
+from geovr.train.student.config import StudentConfig
 
 
 @dataclass
@@ -131,50 +132,44 @@ RENAMED = {
 """Keys that no longer exist -> what replaced them (refused with that message)."""
 
 
-class ConfigError(ValueError):
-    """A config file or override names an unknown or renamed key, or has a value that cannot work."""
+class ConfigError(UsageError):
+    """A config file or override names an unknown or renamed key, or has a value that cannot work (exit 2)."""
 
 
-def _build(cls: type, d: dict[str, Any], where: str, prefix: str = "") -> Any:
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    for k in d:
+def _refuse_renamed(d: dict[str, Any], where: str, prefix: str = "") -> None:
+    for k, v in d.items():
         if f"{prefix}{k}" in RENAMED:
             raise ConfigError(f"{where}: {prefix}{k} was renamed: use {RENAMED[prefix + k]}")
-    unknown = set(d) - set(names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
-    kwargs = {}
-    for k, v in d.items():
-        sub = names[k].default_factory if names[k].default_factory is not dataclasses.MISSING else None
-        if sub is not None and dataclasses.is_dataclass(sub) and isinstance(v, dict):
-            kwargs[k] = _build(sub, v, f"{where}.{k}", f"{prefix}{k}.")
-        else:
-            kwargs[k] = v
-    return cls(**kwargs)
+        if isinstance(v, dict):
+            _refuse_renamed(v, where, f"{prefix}{k}.")
 
 
 def _set(d: dict[str, Any], dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     for k in keys[:-1]:
         d = d.setdefault(k, {})
+        if not isinstance(d, dict):
+            raise UsageError(f"override {dotted}: {k} is not a section")
     d[keys[-1]] = value
 
 
 def load_config(recipe: str, overrides: list[str] | None = None) -> TrainConfig:
-    """A recipe name (``train/recipes/NAME.yaml``) or YAML path, plus ``a.b=value`` overrides."""
-    path = Path(recipe)
-    if not path.is_file():
-        path = RECIPES / f"{recipe}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in RECIPES.glob("*.yaml"))
-        raise FileNotFoundError(f"{recipe}: no such config file or recipe (recipes: {known})")
-    raw = yaml.safe_load(path.read_text()) or {}
+    """A recipe name (``train/recipes/NAME.yaml``) or YAML path, plus ``a.b=value`` overrides.
+
+    A missing recipe, an unknown key or a malformed override is a ``UsageError`` (exit 2)."""
+    path = recipe_path(recipe)
+    raw = read_yaml(path)
     for o in overrides or []:
         if "=" not in o:
             raise ConfigError(f"override {o!r} must look like section.key=value")
         k, v = o.split("=", 1)
-        _set(raw, k.strip(), yaml.safe_load(v))
-    return _build(TrainConfig, raw, str(path))
+        try:
+            value = yaml.safe_load(v)
+        except yaml.YAMLError as exc:
+            raise UsageError(f"override {o!r}: value is not valid YAML (quote it)") from exc
+        _set(raw, k.strip(), value)
+    _refuse_renamed(raw, str(path))
+    return config_from_dict(TrainConfig, raw, str(path))
 
 
 def accumulation(optim: OptimConfig, world: int) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geovr.shared.errors import UsageError
 from geovr.shared.sampling import SamplingConfig, SamplingMismatch, check_clip_matches, check_student_patch
 from geovr.train.config import DataConfig
 from geovr.train.order import EpochOrder
@@ -26,6 +27,8 @@ def read_instructions(path: str | Path) -> list[tuple[str, list[dict]]]:
     """``(clip_id, messages)`` from a LLaVA-style JSONL (``clip_id`` or ``video``, ``conversations``)."""
     roles = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
     out = []
+    if not Path(path).is_file():
+        raise UsageError(f"{path}: instructions file not found (data.instructions)")
     for n, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip():
             continue
@@ -34,7 +37,7 @@ def read_instructions(path: str | Path) -> list[tuple[str, list[dict]]]:
             cid = row.get("clip_id") or Path(row["video"]).stem
             msgs = [{"role": roles[t["from"]], "content": t["value"]} for t in row["conversations"]]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{n}: not a conversation row with clip_id/video and conversations ({exc})") from exc
+            raise UsageError(f"{path}:{n}: not a conversation row with clip_id/video and conversations ({exc})") from exc
         out.append((str(cid), msgs))
     return out
 
@@ -46,8 +49,11 @@ class TrainData:
         """``check=False`` (DataLoader workers) skips the sampling-contract check and the feature-width probe."""
         from geovr.shared.stores import StoreReader
 
+        for s in cfg.stores:
+            if "://" not in s and not Path(s).is_dir():
+                raise UsageError(f"{s}: no such store folder (data.stores)")
         if not cfg.stores:
-            raise ValueError("data.stores is empty: give at least one target store")
+            raise UsageError("data.stores is empty: give at least one target store")
         self.readers = [StoreReader(s) for s in cfg.stores]
         self.where: dict[str, int] = {}
         for i, r in enumerate(self.readers):
@@ -58,13 +64,13 @@ class TrainData:
         qa = [item for p in cfg.instructions for item in read_instructions(p)]
         missing = sorted({cid for cid, _ in qa if cid not in self.where})
         if missing:
-            raise ValueError(f"{len(missing)} QA rows reference clips in no store (first: {missing[:5]}); "
+            raise UsageError(f"{len(missing)} QA rows reference clips in no store (first: {missing[:5]}); "
                              "extract them first or drop those rows")
         asked = {cid for cid, _ in qa}
         geo = [(cid, None) for cid in sorted(self.where) if cid not in asked] if cfg.mix_clips_without_qa else []
         self.items: list[tuple[str, list[dict] | None]] = qa + geo
         if not self.items:
-            raise ValueError("no training items: stores are empty and there is no QA")
+            raise UsageError("no training items: stores are empty and there is no QA")
         self.seed = seed
         self._order = EpochOrder(seed, len(self.items))
         header = self.readers[0].header

@@ -38,6 +38,21 @@ def warmup_steps(total: int, warmup_ratio: float) -> int:
     return math.ceil(warmup_ratio * total)
 
 
+def _skip_cpu_shm_op() -> None:
+    """Keep DeepSpeed from building its CPU shared-memory communication op.
+
+    On CPU, DeepSpeed's communication backend compiles that op with a C++ compiler and ninja when it starts
+    (1-4 min the first time on a machine; processes sharing ``$TORCH_EXTENSIONS_DIR`` wait on one build lock).
+    DeepSpeed uses the op only for ``inference_all_reduce``; training's all-reduce goes through
+    ``torch.distributed`` (gloo on CPU) either way, so geovr's CPU runs skip the build."""
+    import importlib
+
+    ds_torch = importlib.import_module("deepspeed.comm.torch")  # not `import ... as`: deepspeed.comm.torch is torch
+    if hasattr(ds_torch, "build_shm_op"):
+        ds_torch.build_shm_op = lambda: None
+
+
+
 def build_scheduler(optimizer, total: int, warmup_ratio: float):
     """transformers' cosine schedule: update ``k`` (0-based) has factor ``k / warmup`` during warmup (0 first),
     then ``0.5 * (1 + cos(pi * (k - warmup) / (total - warmup)))``."""
@@ -78,6 +93,8 @@ def train(cfg: TrainConfig) -> dict:  # noqa: C901
 
     _dist_env()
     cuda = torch.cuda.is_available()
+    if not cuda:
+        _skip_cpu_shm_op()
     deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo")
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     check_config(cfg, world)

@@ -21,6 +21,7 @@ import torch
 from geovr.extract.teachers.base import ClipContext, TeacherOutput, reduce_features
 from geovr.shared.geometry import extri_intri_to_pose_enc, relative_to_first
 from geovr.shared.schema import TeacherInfo
+from geovr.shared.teacher_layers import VGGT_DPT_LAYERS
 
 if TYPE_CHECKING:
     from geovr.shared.features import FeatureSpec
@@ -116,7 +117,7 @@ class DA3Teacher:
 
 
 def build(weights: str | None = None, preset: str = "da3-large", device: str | None = None, seed: int = 0,
-          layers: Sequence[int] = (4, 11, 17, 23), random_init: bool = False, overrides: dict | None = None,
+          layers: Sequence[int] = VGGT_DPT_LAYERS, random_init: bool = False, overrides: dict | None = None,
           **_: object) -> DA3Teacher:
     """Registry factory: ``weights`` = a DA3 folder or hub id (e.g. ``depth-anything/DA3-LARGE``); without it
     only with ``random_init=True`` (a seeded random ``preset``, optionally shrunk by ``overrides``)."""

@@ -20,6 +20,7 @@ import torch
 from geovr.extract.teachers.base import ClipContext, TeacherOutput
 from geovr.shared.geometry import crop_resize_intrinsics, extri_intri_to_pose_enc, relative_to_first
 from geovr.shared.schema import TeacherInfo
+from geovr.shared.teacher_layers import VGGT_DPT_LAYERS
 
 
 def _load(gt_dir: Path, name: str) -> np.ndarray:
@@ -45,7 +46,7 @@ class OracleTeacher:
 
     patch_size = 14
 
-    def __init__(self, feature_dim: int = 64, seed: int = 0, layers: Sequence[int] = (4, 11, 17, 23),
+    def __init__(self, feature_dim: int = 64, seed: int = 0, layers: Sequence[int] = VGGT_DPT_LAYERS,
                  num_layers: int = 24) -> None:
         self.feature_dim = feature_dim
         self.seed = seed
@@ -87,6 +88,6 @@ class OracleTeacher:
         )
 
 
-def build(feature_dim: int = 64, seed: int = 0, layers: Sequence[int] = (4, 11, 17, 23), **_: object) -> OracleTeacher:
+def build(feature_dim: int = 64, seed: int = 0, layers: Sequence[int] = VGGT_DPT_LAYERS, **_: object) -> OracleTeacher:
     """Registry factory (extra keyword arguments such as ``device`` are accepted and ignored)."""
     return OracleTeacher(feature_dim=feature_dim, seed=seed, layers=layers)

@@ -12,6 +12,7 @@ import dataclasses
 import os
 import shutil
 
+from geovr.shared.errors import UsageError
 from geovr.shared.manifest import Manifest, header_differences
 from geovr.shared.safety import IncompatibleStoreError, StoreError, read_json_file
 from geovr.shared.stores.finalize import finalize_store
@@ -26,12 +27,12 @@ __all__ = ["merge_stores"]
 def merge_stores(out: str, stores: list[str]) -> Manifest:
     """Merge local finalised ``stores`` into the new local store ``out``; return its manifest."""
     if len(stores) < 1:
-        raise ValueError("merge needs at least one input store")
+        raise UsageError("merge needs at least one input store")
     _fs, out, is_local = resolve(out)
     if not is_local:
-        raise ValueError(f"{out}: merge into a local folder, then publish it")
+        raise UsageError(f"{out}: merge into a local folder, then publish it")
     if os.path.exists(out) and os.listdir(out):
-        raise StoreError(f"{out}: output folder exists and is not empty")
+        raise UsageError(f"{out}: output folder exists and is not empty")
     readers = [StoreReader(s) for s in stores]
     ref = readers[0]
     for s, r in zip(stores[1:], readers[1:], strict=True):
@@ -42,14 +43,14 @@ def merge_stores(out: str, stores: list[str]) -> Manifest:
     for s, r in zip(stores, readers, strict=True):
         for cid in r.clip_ids:
             if cid in seen:
-                raise StoreError(f"clip {cid!r} is stored in both {seen[cid]} and {s}; merge refused")
+                raise UsageError(f"clip {cid!r} is stored in both {seen[cid]} and {s}; merge refused")
             seen[cid] = s
     open_or_create_header(out, ref.header)
     shards_out = os.path.join(out, "shards")
     os.makedirs(shards_out, exist_ok=True)
     for i, r in enumerate(readers):
         if not r.is_local:
-            raise ValueError(f"{r.url}: merge reads local stores; pull it first")
+            raise UsageError(f"{r.url}: merge reads local stores; pull it first")
         src_dir = os.path.join(r.root, "shards")
         for entry in r.manifest.shards:
             m = SHARD_NAME_RE.match(entry.name)

@@ -24,7 +24,17 @@ def resolve(root: str | os.PathLike[str]) -> tuple[Any, str, bool]:
     if "://" not in root or root.startswith("file://"):
         path = root[len("file://"):] if root.startswith("file://") else root
         return fsspec.filesystem("file"), os.path.abspath(path), True
-    fs, path = fsspec.core.url_to_fs(root)
+    try:
+        fs, path = fsspec.core.url_to_fs(root)
+    except ImportError as exc:  # fsspec names the missing package ("Install s3fs to access S3")
+        from geovr.shared.errors import EnvironmentProblem
+
+        raise EnvironmentProblem(f"{root}: {exc} (remote stores need the optional packages: "
+                                 "pip install \"geovr[remote]\")") from exc
+    except ValueError as exc:  # unknown protocol
+        from geovr.shared.errors import UsageError
+
+        raise UsageError(f"{root}: {exc}") from exc
     return fs, path.rstrip("/"), False
 
 

@@ -19,7 +19,10 @@ def load_manifest(fs: Any, root: str) -> Manifest:
 
     path = f"{root}/index.json"
     if not fs.exists(path):
-        raise NotFinalizedError(f"{path}: no index.json; the store is not finalised (run finalize_store / geovr extract to the end)")
+        if not fs.exists(root):
+            raise NotFinalizedError(f"{root}: no such store")
+        raise NotFinalizedError(f"{path}: no index.json; the store is not finalised (let `geovr extract` finish, "
+                                f"or run `geovr extract --finalize --out {root}` after all ranks finished)")
     return Manifest.from_dict(read_json_file(path, fs), path)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from geovr.shared.teacher_layers import VGGT_DPT_LAYERS
+
 
 @dataclass
 class StudentConfig:
@@ -30,7 +32,7 @@ class StudentConfig:
     """transformers attention backend."""
     teacher_feature_dim: int = 1024
     """Channels of the cached teacher features (set from the store by the trainer)."""
-    teacher_layers: list[int] = field(default_factory=lambda: [4, 11, 17, 23])
+    teacher_layers: list[int] = field(default_factory=lambda: list(VGGT_DPT_LAYERS))
     """Teacher layers of the cached features, in order (set from the store by the trainer)."""
     camera_hidden: int = 1536
     """Hidden width of the camera head MLP (paper: 1536)."""

@@ -72,7 +72,8 @@ def build_tiny_student_dir(out_dir: str | Path, family: str = "qwen3_vl", seed: 
                    pad_token_id=151643), **text_overrides}
     common = dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
                   vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
-    torch.manual_seed(seed)
+    outer_rng = torch.random.get_rng_state()  # restored below: whether the folder was cached must not change the
+    torch.manual_seed(seed)                  # caller's random stream (e.g. the heads a training run builds next)
     if family == "qwen3_vl":
         cfg = tf.Qwen3VLConfig(
             text_config={"head_dim": 16, **text, "rope_parameters": {"rope_type": "default", "rope_theta": 5e6,
@@ -128,6 +129,7 @@ def build_tiny_student_dir(out_dir: str | Path, family: str = "qwen3_vl", seed: 
                                       chat_template=CHAT_TEMPLATE.replace("{{ video_placeholder }}", VIDEO_BLOCK))
     else:
         raise ValueError(f"unknown student family {family!r}; known: {', '.join(TINY_MODELS.values())}")
+    torch.random.set_rng_state(outer_rng)
     # Several ranks may build the same folder at once (write_folder_once: the first rename wins).
     # ``model.save_pretrained`` writes nothing on ranks != 0 once torch.distributed is up, so the
     # weights are written with safetensors directly, which every rank does.

@@ -17,6 +17,7 @@ from torch import nn
 
 from geovr.extract.teachers.vggt.dpt import DPTHead
 from geovr.extract.teachers.vggt.layers import DEFAULT_EPS, Block, DinoV2, Mlp, PatchEmbed, RoPE2D
+from geovr.shared.teacher_layers import VGGT_DPT_LAYERS
 
 
 @dataclass
@@ -50,7 +51,7 @@ class VGGTConfig:
     """DPT fusion width."""
     dpt_out_channels: list[int] = field(default_factory=lambda: [256, 512, 1024, 1024])
     """DPT projection widths."""
-    dpt_layers: list[int] = field(default_factory=lambda: [4, 11, 17, 23])
+    dpt_layers: list[int] = field(default_factory=lambda: list(VGGT_DPT_LAYERS))
     """Aggregator layers the depth head reads."""
 
     @classmethod

@@ -13,6 +13,7 @@ from geovr.extract.teachers.base import ClipContext, TeacherOutput, reduce_featu
 from geovr.extract.teachers.vggt.model import VGGT, VGGTConfig
 from geovr.shared.geometry import pose_enc_to_extri_intri
 from geovr.shared.schema import TeacherInfo
+from geovr.shared.teacher_layers import VGGT_DPT_LAYERS
 
 if TYPE_CHECKING:
     from geovr.shared.features import FeatureSpec
@@ -102,7 +103,7 @@ class VGGTTeacher:
 
 
 def build(weights: str | None = None, config: str | VGGTConfig = "vggt_1b", device: str | None = None,
-          seed: int = 0, layers: Sequence[int] = (4, 11, 17, 23), random_init: bool = False,
+          seed: int = 0, layers: Sequence[int] = VGGT_DPT_LAYERS, random_init: bool = False,
           **_: object) -> VGGTTeacher:
     """Registry factory. Without ``weights`` it refuses unless ``random_init=True`` (a seeded random model for
     tests, demos and benchmarks, recorded as ``TeacherInfo.random_init``)."""

@@ -35,7 +35,7 @@ def layer_map(num_layers: int, teacher_layers: list[int], teacher_num_layers: in
     """Student ``hidden_states`` index for each teacher layer ``l`` (0-based of ``T``): ``round((l+1)/T * L)``.
 
     ``hidden_states`` has ``L + 1`` entries (0 = embeddings, ``L`` = last layer); GeoVR's code maps
-    VGGT's [4, 11, 17, 23] of 24 to [6, 14, 21, 28] for 28 layers and [8, 18, 27, 36] for 36.
+    VGGT's DPT layers (4, 11, 17 and 23 of 24) to [6, 14, 21, 28] for 28 layers and [8, 18, 27, 36] for 36.
     """
     if teacher_num_layers < 1 or any(not 0 <= layer < teacher_num_layers for layer in teacher_layers):
         raise ValueError(f"teacher layers {teacher_layers} are not all in [0, {teacher_num_layers})")
