@@ -131,22 +131,27 @@ def transfer_store(src: str, dst: str, progress: Any = None) -> TransferReport:
         real_src, real_dst = os.path.realpath(sroot), os.path.realpath(droot)
         if os.path.commonpath([real_src, real_dst]) in (real_src, real_dst):
             raise UsageError(f"{dst}: destination and source {src} overlap (one is inside the other)")
+    parent, base = os.path.split(droot)
+    tmp = os.path.join(parent, f"{TMP_PREFIX}pull-{base}")
+    if os.path.islink(tmp) or (os.path.exists(tmp) and not os.path.isdir(tmp)):
+        os.remove(tmp)
     if os.path.lexists(droot):
         if os.path.islink(droot) or not os.path.isdir(droot):
             raise UsageError(f"{dst}: destination exists and is not a folder")
         if os.listdir(droot):
             idx = os.path.join(droot, "index.json")
             same = os.path.isfile(idx) and not os.path.islink(idx) and open(idx, "rb").read() == index_bytes
-            if same and not verify_store(droot):
+            if not same:
+                raise UsageError(f"{dst}: destination folder is not empty and does not hold this store; "
+                                 "pull into a new or empty folder")
+            if not verify_store(droot):
                 report.skipped = [rel for rel, _ in files] + ["index.json"]
                 return report
-            raise UsageError(f"{dst}: destination folder is not empty and does not hold this store; "
-                             "pull into a new or empty folder")
-    parent, base = os.path.split(droot)
+            # a damaged copy of this same store: repair it through the temporary folder
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.rename(droot, tmp)
+            os.remove(os.path.join(tmp, "index.json"))
     os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f"{TMP_PREFIX}pull-{base}")
-    if os.path.islink(tmp) or (os.path.exists(tmp) and not os.path.isdir(tmp)):
-        os.remove(tmp)
     os.makedirs(tmp, exist_ok=True)
     _prune(tmp, {rel for rel, _ in files})
     lfs = resolve(tmp)[0]

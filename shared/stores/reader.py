@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from typing import Any
 
-from geovr.shared.manifest import Manifest, StoreHeader, header_differences
-from geovr.shared.safety import CorruptStoreError, IncompatibleStoreError, TarLimits
+from geovr.shared.hashing import sha256_bytes, sha256_file
+from geovr.shared.manifest import Manifest, ShardEntry, StoreHeader, header_differences
+from geovr.shared.safety import CorruptStoreError, IncompatibleStoreError, TarLimits, check_regular_file
 from geovr.shared.schema import ClipTargets
+from geovr.shared.stores.clipcheck import ReadLimits, check_arrays, check_frames, check_meta, check_shape
 from geovr.shared.stores.clipcodec import clip_from_parts
 from geovr.shared.stores.fsio import resolve
+from geovr.shared.stores.hashcache import HashCache
 from geovr.shared.stores.verify import load_manifest, verify_store
 from geovr.shared.stores.wds_shard import WdsShardReader, clip_key
 from geovr.shared.stores.zarr_shard import ZarrShardReader
@@ -27,6 +31,13 @@ class StoreReader:
         expect: a ``StoreHeader``, or a partial header dict (e.g. ``{"teacher": ..., "sampling": ...}``),
             the store must match; ``IncompatibleStoreError`` names each differing field.
         tar_limits: bounds on tar members (WebDataset stores).
+        verify_shards: check each shard's files (plain files, sizes, sha256 against ``index.json``) the
+            first time the shard is opened; local stores remember verified file versions in
+            ``$GEOVR_CACHE/verified`` (keyed by size, mtime, ctime, inode) so a restart does not rehash.
+        limits: bounds on a clip's frames, frame size and feature values, checked before allocation.
+
+    Every clip read is checked against the header (dtypes, shapes, one feature width, finite values,
+    frame image headers) and refused with a ``StoreError`` naming the shard and clip.
     """
 
     def __init__(
@@ -35,6 +46,8 @@ class StoreReader:
         verify: bool = False,
         expect: StoreHeader | dict[str, Any] | None = None,
         tar_limits: TarLimits | None = None,
+        verify_shards: bool = True,
+        limits: ReadLimits | None = None,
     ) -> None:
         self.url = os.fspath(root).rstrip("/")
         self.fs, self.root, self.is_local = resolve(self.url)
@@ -53,6 +66,10 @@ class StoreReader:
             if problems:
                 raise CorruptStoreError(f"{self.url}: verification failed:\n  " + "\n  ".join(problems))
         self._limits = tar_limits
+        self.read_limits = limits or ReadLimits()
+        self.verify_shards = verify_shards
+        self._entries: dict[str, ShardEntry] = {e.name: e for e in self.manifest.shards}
+        self._verified: set[str] = set()
         self._rows: dict[str, tuple[str, int]] = {}
         self.failures: dict[str, str] = {}
         """``clip_id -> reason`` of clips that failed extraction."""
@@ -63,18 +80,79 @@ class StoreReader:
         from geovr.shared.tables import read_rows
 
         path = f"{self.root}/{self.manifest.clips_table}"
+        check_regular_file(path, self.fs, self.root if self.is_local else None)
         try:
             with self.fs.open(path, "rb") as f:
-                rows = read_rows(f)
+                data = f.read()
         except FileNotFoundError as e:
             raise CorruptStoreError(f"{path}: missing clip table") from e
+        if self.manifest.clips_table_sha256 and sha256_bytes(data) != self.manifest.clips_table_sha256:
+            raise CorruptStoreError(f"{path}: sha256 does not match index.json (corrupted or replaced)")
+        try:
+            rows = read_rows(io.BytesIO(data))
         except Exception as e:
             raise CorruptStoreError(f"{path}: unreadable clip table ({type(e).__name__}: {e})") from e
         for r in rows:
-            if r["status"] == "ok":
-                self._rows[r["clip_id"]] = (r["shard"], int(r["row"]))
+            try:
+                cid, shard, row, status = str(r["clip_id"]), str(r["shard"]), int(r["row"]), str(r["status"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise CorruptStoreError(f"{path}: malformed row {r!r}") from e
+            if status == "ok":
+                entry = self._entries.get(shard)
+                if entry is None or not 0 <= row < entry.samples:
+                    raise CorruptStoreError(f"{path}: clip {cid!r} points at shard {shard!r} row {row}, "
+                                            "which index.json does not list")
+                self._rows[cid] = (shard, row)
             else:
-                self.failures[r["clip_id"]] = r["reason"]
+                self.failures[cid] = str(r.get("reason", ""))
+
+    def verify_shard(self, name: str, cache: HashCache | None = None) -> None:
+        """Check shard ``name``'s files against ``index.json`` (plain files, sizes, sha256), once per reader;
+        ``CorruptStoreError`` / ``UnsafeContentError`` naming the file otherwise."""
+        if name in self._verified:
+            return
+        entry = self._entries[name]
+        own = cache is None and self.is_local
+        if own:
+            cache = HashCache(self.root)
+        dirty = False
+        for f in entry.files:
+            path = f"{self.root}/shards/{f.path}"
+            check_regular_file(path, self.fs, self.root if self.is_local else None)
+            st = os.stat(path) if self.is_local else None
+            size = st.st_size if st is not None else int(self.fs.size(path))
+            if size != f.bytes:
+                raise CorruptStoreError(f"{path}: {size} bytes, index.json says {f.bytes} (truncated or rewritten)")
+            if cache is not None and st is not None and cache.hit(path, st, f.sha256):
+                continue
+            digest, _n = sha256_file(path, None if self.is_local else self.fs)
+            if digest != f.sha256:
+                raise CorruptStoreError(f"{path}: sha256 {digest[:16]}... != index.json {f.sha256[:16]}... (corrupted)")
+            if cache is not None and st is not None:
+                cache.add(path, st, f.sha256)
+                dirty = True
+        if own and dirty and cache is not None:
+            cache.save()
+        self._verified.add(name)
+
+    def verify_all_shards(self) -> dict[str, str]:
+        """Verify every shard (sharing one hash cache); return ``shard -> problem`` for those that fail."""
+        from geovr.shared.safety import StoreError
+
+        cache = HashCache(self.root) if self.is_local else None
+        bad: dict[str, str] = {}
+        for name in self._entries:
+            try:
+                self.verify_shard(name, cache)
+            except StoreError as e:
+                bad[name] = str(e)
+        if cache is not None:
+            cache.save()
+        return bad
+
+    def clips_in_shard(self, name: str) -> list[str]:
+        """Stored clip ids of shard ``name``."""
+        return [cid for cid, (s, _row) in self._rows.items() if s == name]
 
     @property
     def clip_ids(self) -> list[str]:
@@ -89,6 +167,8 @@ class StoreReader:
 
     def _shard(self, name: str) -> Any:
         if name not in self._shards:
+            if self.verify_shards:
+                self.verify_shard(name)
             if len(self._shards) >= 4:
                 self._shards.pop(next(iter(self._shards)))
             if self.header.format == "zarr":
@@ -104,14 +184,26 @@ class StoreReader:
         name, row = self._rows[clip_id]
         shard = self._shard(name)
         where = f"{self.url}/shards/{name} clip {clip_id!r}"
+        lim = self.read_limits
         if self.header.format == "zarr":
             if row >= len(shard):
                 raise CorruptStoreError(f"{where}: row {row} beyond the shard's {len(shard)} clips")
-            meta, arrays, frames = shard.read(row)
+            s, hw = check_meta(shard.metas[row], where, lim)
+            if int(shard.offsets[row + 1] - shard.offsets[row]) != s:
+                raise CorruptStoreError(f"{where}: clip_offsets give {int(shard.offsets[row + 1] - shard.offsets[row])} "
+                                        f"frames, metadata {s}")
+
+            def pre(n: str, dtype: Any, shape: tuple[int, ...], per_frame: bool) -> None:
+                check_shape(n, dtype, shape, s, hw, self.header, where, lim, per_frame)
+
+            meta, arrays, frames = shard.read(row, check=pre, max_frame_bytes=lim.max_frame_bytes)
         else:
             meta, arrays, frames = shard.read_key(clip_key(clip_id))
+            s, hw = check_meta(meta, where, lim)
         if meta.get("clip_id") != clip_id:
             raise CorruptStoreError(f"{where}: stored record is for clip {meta.get('clip_id')!r}")
+        check_arrays(arrays, s, hw, self.header, where, lim)
+        check_frames(frames, s, hw, self.header, where, lim)
         return clip_from_parts(meta, arrays, frames, self.header, where)
 
     def __iter__(self) -> Iterator[ClipTargets]:

@@ -88,28 +88,73 @@ class ZarrShardReader:
             self.group = zarr.open_group(store, mode="r", zarr_format=3)
             attrs = dict(self.group.attrs)
             self.metas: list[dict[str, Any]] = list(attrs["clips"])
-            self.frame_arrays: list[str] = list(attrs["frame_arrays"])
-            self.clip_arrays: list[str] = list(attrs["clip_arrays"])
-            self.offsets = np.asarray(self.group["clip_offsets"][...], dtype=np.int64)
-            self.frame_offsets = np.asarray(self.group["frame_offsets"][...], dtype=np.int64)
+            self.frame_arrays: list[str] = [str(n) for n in attrs["frame_arrays"]]
+            self.clip_arrays: list[str] = [str(n) for n in attrs["clip_arrays"]]
+            for n in self.frame_arrays + self.clip_arrays:
+                if not n.replace("_", "").isalnum():
+                    raise CorruptStoreError(f"{url}: array name {n!r} is not a plain name")
+            n = len(self.metas)
+            self.offsets = self._small("clip_offsets", n + 1)
+            self.frame_offsets = self._small("frame_offsets", int(self.offsets[-1]) + 1 if n else 1)
         except CorruptStoreError:
             raise
         except Exception as e:  # zarr raises many types for broken groups
             raise CorruptStoreError(f"{url}: unreadable Zarr shard ({type(e).__name__}: {e})") from e
-        if len(self.offsets) != len(self.metas) + 1:
-            raise CorruptStoreError(f"{url}: clip_offsets has {len(self.offsets)} entries for {len(self.metas)} clips")
+        if np.any(np.diff(self.offsets) < 0) or np.any(np.diff(self.frame_offsets) < 0) or self.offsets[0] != 0:
+            raise CorruptStoreError(f"{url}: clip_offsets / frame_offsets are not non-decreasing from 0")
+
+    def _small(self, name: str, length: int) -> np.ndarray:
+        """An int64 offsets array whose stored shape must be ``(length,)``; checked before it is read."""
+        arr = self.group[name]
+        if tuple(arr.shape) != (length,) or arr.dtype != np.int64:
+            raise CorruptStoreError(f"{self.url}: {name} has shape {arr.shape} {arr.dtype}, expected ({length},) int64")
+        self._check_chunks(name, arr)
+        return np.asarray(arr[...], dtype=np.int64)
+
+    def _check_chunks(self, name: str, arr: Any) -> None:
+        """Chunk and shard shapes may not exceed the array's own shape (they decide allocation on read)."""
+        for what in ("chunks", "shards"):
+            grid = getattr(arr, what, None)
+            if grid is not None and any(c > max(d, 1) for c, d in zip(grid, arr.shape, strict=False)):
+                raise CorruptStoreError(f"{self.url}: array {name!r} {what} {grid} exceed its shape {arr.shape}")
+
+    def array_info(self, name: str) -> tuple[Any, tuple[int, ...]]:
+        """``(dtype, shape)`` of a stored array from its metadata, nothing read."""
+        arr = self.group[name]
+        self._check_chunks(name, arr)
+        return arr.dtype, tuple(arr.shape)
 
     def __len__(self) -> int:
         return len(self.metas)
 
-    def read(self, row: int) -> tuple[dict[str, Any], dict[str, np.ndarray], list[bytes]]:
-        """``(meta, arrays, frames)`` of the clip at ``row``."""
+    def read(self, row: int, check: Any = None, max_frame_bytes: int | None = None
+             ) -> tuple[dict[str, Any], dict[str, np.ndarray], list[bytes]]:
+        """``(meta, arrays, frames)`` of the clip at ``row``.
+
+        ``check(name, dtype, shape, per_frame)`` is called with each array's metadata before it is read
+        (per-frame arrays: shape without the leading ``S``); ``max_frame_bytes`` bounds the frame bytes.
+        """
         a, b = int(self.offsets[row]), int(self.offsets[row + 1])
+        fo = self.frame_offsets[a : b + 1]
+        n_total = int(self.offsets[-1])
+        for n in self.frame_arrays + self.clip_arrays:
+            dtype, shape = self.array_info(n)
+            per_frame = n in self.frame_arrays
+            lead = n_total if per_frame else len(self.metas)
+            if not shape or shape[0] != lead:
+                raise CorruptStoreError(f"{self.url}: array {n!r} has shape {shape}, expected {lead} rows")
+            if check is not None:
+                check(n, dtype, shape[1:], per_frame)
+        fdtype, fshape = self.array_info("frames")
+        if fshape != (int(self.frame_offsets[-1]),) or fdtype != np.uint8:
+            raise CorruptStoreError(f"{self.url}: frames has shape {fshape} {fdtype}, frame_offsets end at "
+                                    f"{int(self.frame_offsets[-1])}")
+        if max_frame_bytes is not None and np.any(np.diff(fo) > max_frame_bytes):
+            raise CorruptStoreError(f"{self.url}: row {row} has a frame over {max_frame_bytes} bytes")
         try:
             arrays = {n: np.asarray(self.group[n][a:b]) for n in self.frame_arrays}
             for n in self.clip_arrays:
                 arrays[n] = np.asarray(self.group[n][row])
-            fo = self.frame_offsets[a : b + 1]
             blob = np.asarray(self.group["frames"][int(fo[0]) : int(fo[-1])]).tobytes()
         except Exception as e:
             raise CorruptStoreError(f"{self.url}: cannot read row {row} ({type(e).__name__}: {e})") from e
