@@ -20,6 +20,7 @@ from typing import Any
 from geovr.extract.corpus import CorpusRow, read_corpus
 from geovr.extract.targets import build_targets
 from geovr.extract.video import VideoError, crop_resize, probe, read_frames
+from geovr.shared.errors import environment_problem
 from geovr.shared.features import FeatureSpec
 from geovr.shared.sampling import SamplingConfig, plan_sampling
 from geovr.shared.schema import VideoRef
@@ -106,9 +107,11 @@ class _ClipSource:
         try:
             info = probe(row.uri)
             plan = plan_sampling(info.num_frames, info.fps, info.hw, self.sampling, row.start_frame, row.end_frame)
-            frames = crop_resize(read_frames(row.uri, plan.indices), plan.resize)
+            frames = crop_resize(read_frames(row.uri, plan.indices, info.hw), plan.resize)
         except (VideoError, ValueError, OSError) as exc:
             return {"row": row, "error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - any other decode failure fails this clip only
+            return {"row": row, "error": f"{row.uri}: cannot decode ({type(exc).__name__}: {exc})"}
         video = VideoRef(uri=str(row.uri), sha256=info.sha256, fps=info.fps, num_frames=info.num_frames)
         return {"row": row, "plan": plan, "frames": frames, "video": video}
 
@@ -211,14 +214,28 @@ def make_header(cfg: ExtractConfig, teacher_info: Any, layers: tuple[int, ...]) 
                        jpeg_quality=cfg.jpeg_quality, created_by={"geovr": __version__})
 
 
-def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
-    """Extract every clip of this rank's share that is not committed yet."""
-    import torch
-    from tqdm import tqdm
+def _lock_out(cfg: ExtractConfig) -> Any:
+    """Take this rank's exclusive lock on the output folder before anything loads (a second job with the same
+    rank is refused with ``UsageError``); with no other job running, remove temporaries a killed run left."""
+    from geovr.shared.stores.finalize import remove_temporaries
+    from geovr.shared.stores.lock import PrefixLock, held_locks
 
-    from geovr.extract.scale import ground_truth_scale, metric_teacher_scale
-    from geovr.extract.teachers import ClipContext, build_teacher
-    from geovr.shared.stores import ClipFailure, StoreWriter
+    out = os.path.abspath(cfg.out)
+    os.makedirs(out, exist_ok=True)
+    lock = PrefixLock(out, f"r{cfg.rank:03d}")
+    if not held_locks(out):
+        remove_temporaries(out)
+    return lock
+
+
+def run_extract(cfg: ExtractConfig) -> ExtractResult:
+    """Extract every clip of this rank's share that is not committed yet.
+
+    Raises ``UsageError`` (bad corpus manifest, another job holding this rank's lock), ``EnvironmentProblem``
+    (disk full, quota, read-only file system) or ``StoreError`` (the output holds an incompatible store).
+    """
+    from geovr.extract.teachers import build_teacher
+    from geovr.shared.stores import StoreWriter
 
     t0 = time.perf_counter()
     if cfg.scale_from not in SCALE_FROM:
@@ -226,15 +243,42 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
     if cfg.scale_from == "metric_teacher" and not cfg.metric_depth:
         raise ValueError("scale_from='metric_teacher' needs a metric depth model (--metric-depth)")
     rows = read_corpus(cfg.corpus)
-    teacher = build_teacher(cfg.teacher, layers=tuple(cfg.layers), **cfg.teacher_kwargs)
-    layers = tuple(teacher.info.feature_layers)  # a tiny teacher may map the requested layers onto its own depth
-    header = make_header(cfg, teacher.info, layers)
-    metric_model = None
-    if cfg.metric_depth and cfg.scale_from in ("auto", "metric_teacher"):
-        from geovr.extract.metric_depth import MetricDepthModel
+    lock = _lock_out(cfg)
+    try:
+        teacher = build_teacher(cfg.teacher, layers=tuple(cfg.layers), **cfg.teacher_kwargs)
+        layers = tuple(teacher.info.feature_layers)  # a tiny teacher may map the requested layers onto its own depth
+        header = make_header(cfg, teacher.info, layers)
+        metric_model = None
+        if cfg.metric_depth and cfg.scale_from in ("auto", "metric_teacher"):
+            from geovr.extract.metric_depth import MetricDepthModel
 
-        metric_model = MetricDepthModel(cfg.metric_depth, device=cfg.teacher_kwargs.get("device"))
-    writer = StoreWriter(cfg.out, header, shard_prefix=f"r{cfg.rank:03d}")
+            metric_model = MetricDepthModel(cfg.metric_depth, device=cfg.teacher_kwargs.get("device"))
+        writer = StoreWriter(cfg.out, header, shard_prefix=f"r{cfg.rank:03d}")  # shares this process's lock
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        return _run(cfg, writer, rows, teacher, layers, header, metric_model, t0)
+    except (OSError, RuntimeError) as exc:
+        env = environment_problem(exc)  # disk full, quota, read-only: exit 3, not "some clips failed"
+        if env is not None:
+            raise env from exc
+        raise
+    finally:
+        writer.close()
+        lock.release()
+
+
+def _run(cfg: ExtractConfig, writer: Any, rows: list[CorpusRow], teacher: Any, layers: tuple[int, ...], header: Any,
+         metric_model: Any, t0: float) -> ExtractResult:  # noqa: C901
+    import torch
+    from tqdm import tqdm
+
+    from geovr.extract.scale import ground_truth_scale, metric_teacher_scale
+    from geovr.extract.teachers import ClipContext
+    from geovr.shared.proc import die_with_parent
+    from geovr.shared.stores import ClipFailure
+
     if cfg.format == "zarr":
         import zarr  # noqa: F401  (imported here, not on the writer thread's first shard)
     done = writer.done()
@@ -243,7 +287,7 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
     thread = _ShardWriterThread(writer, cfg.clips_per_shard)
     thread.start()
     loader = torch.utils.data.DataLoader(_ClipSource(todo, cfg.sampling), batch_size=1, num_workers=cfg.workers,
-                                         collate_fn=_identity)
+                                         collate_fn=_identity, worker_init_fn=die_with_parent if cfg.workers else None)
     stored, frames_done, failed = 0, 0, []
     bar = tqdm(total=len(todo), desc=f"extract r{cfg.rank}", unit="clip", disable=not cfg.progress)
 

@@ -26,6 +26,7 @@ __all__ = [
     "check_regular_file",
     "check_rel_path",
     "check_tar_member",
+    "is_local_fs",
     "load_json_bytes",
     "load_npy_bytes",
     "read_json_file",
@@ -100,7 +101,7 @@ def check_rel_path(rel: object, where: str) -> str:
     return rel
 
 
-def _is_local_fs(fs: Any) -> bool:
+def is_local_fs(fs: Any) -> bool:
     if fs is None:
         return True
     proto = getattr(fs, "protocol", None)
@@ -112,7 +113,7 @@ def check_regular_file(path: str, fs: Any = None, root: str | None = None) -> No
     """Refuse anything but a plain file at ``path`` before it is opened: a symlink, FIFO, device, socket
     or folder would leak private files or hang a reader. For local files, with ``root`` given, the real
     path must also lie inside ``root`` (no symlinked parent folder). Missing -> ``CorruptStoreError``."""
-    if _is_local_fs(fs):
+    if is_local_fs(fs):
         try:
             st = os.lstat(path)
         except FileNotFoundError as e:

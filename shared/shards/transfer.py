@@ -16,11 +16,11 @@ something else is refused.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from typing import Any
-
 import os
 import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from geovr.shared.errors import UsageError
 from geovr.shared.hashing import CHUNK, sha256_file
@@ -140,7 +140,7 @@ def transfer_store(src: str, dst: str, progress: Any = None) -> TransferReport:
             raise UsageError(f"{dst}: destination exists and is not a folder")
         if os.listdir(droot):
             idx = os.path.join(droot, "index.json")
-            same = os.path.isfile(idx) and not os.path.islink(idx) and open(idx, "rb").read() == index_bytes
+            same = os.path.isfile(idx) and not os.path.islink(idx) and Path(idx).read_bytes() == index_bytes
             if not same:
                 raise UsageError(f"{dst}: destination folder is not empty and does not hold this store; "
                                  "pull into a new or empty folder")

@@ -7,7 +7,7 @@ from typing import Any
 
 from geovr.shared.hashing import sha256_file
 from geovr.shared.manifest import Manifest
-from geovr.shared.safety import StoreError, check_regular_file, read_json_file
+from geovr.shared.safety import StoreError, check_regular_file, is_local_fs, read_json_file
 from geovr.shared.stores.fsio import resolve
 from geovr.shared.stores.lock import LOCK_PREFIX
 
@@ -21,9 +21,7 @@ def load_manifest(fs: Any, root: str) -> Manifest:
     path = f"{root}/index.json"
     if not fs.exists(path):
         raise NotFinalizedError(f"{path}: no index.json; the store is not finalised (run finalize_store / geovr extract to the end)")
-    from geovr.shared.safety import _is_local_fs, check_regular_file as _regular
-
-    _regular(path, fs, root if _is_local_fs(fs) else None)
+    check_regular_file(path, fs, root if is_local_fs(fs) else None)
     return Manifest.from_dict(read_json_file(path, fs), path)
 
 
