@@ -29,6 +29,7 @@ __all__ = [
     "is_local_fs",
     "load_json_bytes",
     "load_npy_bytes",
+    "read_bounded",
     "read_json_file",
     "safe_tar_members",
 ]
@@ -135,13 +136,26 @@ def check_regular_file(path: str, fs: Any = None, root: str | None = None) -> No
         raise UnsafeContentError(f"{path}: is a {info.get('type')!r}, not a plain file; refused")
 
 
+def read_bounded(f: Any, max_bytes: int) -> bytes:
+    """At most ``max_bytes`` from an open binary file, read in 1 MiB blocks (``f.read(n)`` would allocate ``n``
+    up front, 64 MiB per small JSON file)."""
+    parts, n = [], 0
+    while n < max_bytes:
+        block = f.read(min(1 << 20, max_bytes - n))
+        if not block:
+            break
+        parts.append(block)
+        n += len(block)
+    return b"".join(parts)
+
+
 def read_json_file(path: str, fs: Any = None, max_bytes: int = MAX_JSON_BYTES) -> Any:
     """Read and parse a bounded JSON file (local path, or on fsspec filesystem ``fs``)."""
     check_regular_file(path, fs)
     opener = open if fs is None else fs.open
     try:
         with opener(path, "rb") as f:
-            data = f.read(max_bytes + 1)
+            data = read_bounded(f, max_bytes + 1)
     except FileNotFoundError as e:
         raise CorruptStoreError(f"{path}: file is missing") from e
     return load_json_bytes(data, path, max_bytes)

@@ -31,6 +31,7 @@ from geovr.shared.safety import (
     NotFinalizedError,
     check_regular_file,
     load_json_bytes,
+    read_bounded,
 )
 from geovr.shared.stores.fsio import TMP_PREFIX, atomic_write_bytes, resolve
 from geovr.shared.stores.verify import verify_store
@@ -78,7 +79,7 @@ def _read_index(sfs: Any, sroot: str, local: bool) -> tuple[bytes, Manifest]:
         raise NotFinalizedError(f"{path}: no index.json; the store is not finalised")
     check_regular_file(path, sfs, sroot if local else None)
     with sfs.open(path, "rb") as f:
-        data = f.read(MAX_JSON_BYTES + 1)
+        data = read_bounded(f, MAX_JSON_BYTES + 1)
     man = Manifest.from_dict(load_json_bytes(data, path), path)
     missing = sorted(man.expected_meta_files() - {f.path for f in man.meta_files})
     if missing:
@@ -121,7 +122,7 @@ def transfer_store(src: str, dst: str, progress: Any = None) -> TransferReport:
         dindex = f"{droot}/index.json"
         if dfs.exists(dindex):
             with dfs.open(dindex, "rb") as f:
-                if f.read(MAX_JSON_BYTES + 1) != index_bytes:
+                if read_bounded(f, MAX_JSON_BYTES + 1) != index_bytes:
                     raise UsageError(f"{dst}: holds another store (its index.json differs); choose an empty destination")
         _copy_all(sfs, sroot, slocal, dfs, droot, files, report, progress)
         atomic_write_bytes(dindex, index_bytes, dfs)
