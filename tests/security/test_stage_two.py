@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geovr.shared.safety import CorruptStoreError, IncompatibleStoreError, StoreError, UnsafeContentError
+from geovr.shared.safety import CorruptStoreError, IncompatibleStoreError, StoreError
 from geovr.shared.stores import StoreReader, StoreWriter, finalize_store, verify_store
 from geovr.shared.stores.sidecar import file_entries
 from geovr.shared.stores.testing import make_clip, make_header
