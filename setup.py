@@ -14,6 +14,7 @@ PACKAGE_DIRS = {
     "geovr.train": "train",
     "geovr.evaluate": "evaluate",
     "geovr.synth": "synth",
+    "geovr.corpora": "corpora",
 }
 
 packages = []

@@ -52,7 +52,7 @@ def sizes(div: int) -> dict:
                  "num_attention_heads": w(2048) // 16, "num_key_value_heads": w(2048) // 32},
         "vision": {"depth": 24, "hidden_size": w(1024), "intermediate_size": w(4096), "num_heads": vit_heads,
                    "out_hidden_size": w(2048), "deepstack_visual_indexes": [5, 11, 17], "num_position_embeddings": 2304},
-        "vggt": {"embed_dim": w(1024), "depth": 24, "num_heads": vit_heads, "dpt_features": w(256),
+        "vggt": {"embed_dim": w(1024), "depth": 24, "num_heads": vit_heads, "camera_heads": vit_heads, "dpt_features": w(256),
                  "dpt_out_channels": [w(256), w(512), w(1024), w(1024)]},
         "metric": {"hidden": w(1024), "layers": 24, "heads": vit_heads},
         "heads": {"camera_hidden": w(1536), "scale_hidden": w(512), "depth_channels": [w(256), w(512), w(1024), w(1024)],
@@ -66,7 +66,7 @@ def render_frames(frames: int) -> tuple:
     import torch
     from PIL import Image
 
-    from geovr.extract.video import read_frames
+    from geovr.shared.video import read_frames
     from geovr.synth.config import SynthConfig
     from geovr.synth.corpus import render_corpus
 

@@ -41,7 +41,7 @@ def teacher_setup(name: str):
     if name == "tiny":
         return "tiny", (0, 1, 2, 3)
     if name == "small":
-        cfg = VGGTConfig(img_size=224, embed_dim=192, depth=8, num_heads=4, patch_embed="conv", camera_trunk_depth=1,
+        cfg = VGGTConfig(img_size=224, embed_dim=192, depth=8, num_heads=4, patch_embed="conv", camera_trunk_depth=1, camera_heads=4,
                          dpt_features=32, dpt_out_channels=[32, 64, 128, 128], dpt_layers=[1, 3, 5, 7])
         return cfg, (1, 3, 5, 7)
     if name == "vggt_1b":
@@ -99,7 +99,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     config, layers = teacher_setup(args.teacher_config)
-    kwargs = {"config": config, "device": "cpu"}
+    kwargs = {"config": config, "device": "cpu", "random_init": True}
     sampling = SamplingConfig(num_frames=args.frames, min_frames=min(4, args.frames), max_frames=max(32, args.frames),
                               longest_edge=max(args.height, args.width))
     n_frames = args.clips * args.frames

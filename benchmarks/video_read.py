@@ -5,7 +5,7 @@ One synthetic long video (default 60 s of 640x480 at 30 fps, H.264 with a keyfra
 
 - ``sequential``: count frames by decoding the whole file, then decode from the start up to the
   last wanted frame (what a naive reader does; geovr's fallback for streams without timestamps);
-- ``seek``: ``geovr.extract.video.count_frames`` + ``read_frames`` (one demux pass to index the
+- ``seek``: ``geovr.shared.video.count_frames`` + ``read_frames`` (one demux pass to index the
   packets, then a seek to the keyframe before each wanted frame).
 
 Both return identical frames (checked here, and in ``tests/test_video_seek.py``). Two samplings:
@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
 
-    from geovr.extract import video
+    from geovr.shared import video
 
     n = 30 * args.seconds
     with tempfile.TemporaryDirectory() as d:

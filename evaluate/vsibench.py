@@ -2,22 +2,27 @@
 
 Reads the benchmark's published files from a local folder (``test.parquet`` / ``test.jsonl`` or a
 given file; videos at ``{dataset}/{scene_name}.mp4``), samples frames uniformly exactly as the
-official code (``np.linspace(0, N - 1, k, dtype=int)``), asks with the official prompts, decodes
-greedily, appends every answer to ``predictions.jsonl`` as soon as it is produced (a restart skips
-answered ids), then scores with :mod:`geovr.evaluate.scorer` and writes ``report.json``.
+official code (``np.linspace(0, N - 1, k, dtype=int)``), asks and decodes as the chosen protocol
+(:mod:`geovr.evaluate.protocols`: official, lmms-eval or geovr-paper), appends every answer to
+``predictions.jsonl`` as soon as it is produced (a restart skips answered ids), then scores with
+:mod:`geovr.evaluate.scorer` and writes ``report.json`` with every protocol setting. ``--predictions``
+scores existing answers: geovr's ``{id, prediction}`` JSONL or lmms-eval's VSI-Bench sample log.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from geovr.evaluate.lmms_log import is_lmms_eval_log, read_lmms_eval_log
 from geovr.evaluate.prompts import build_prompt
-from geovr.evaluate.scorer import aggregate, format_table
+from geovr.evaluate.protocols import Protocol, resolve
+from geovr.evaluate.scorer import aggregate, format_table, lmms_eval_metrics
 from geovr.shared.video_meta import video_metadata
 
 SPLITS = ("full", "debiased")
@@ -38,12 +43,16 @@ class VSIBenchConfig:
     """Annotation file (default: ``test.parquet`` or ``test.jsonl`` in ``bench_dir``)."""
     split: str = "full"
     """``full`` or ``debiased``."""
-    num_frames: int = 32
-    """Frames per video, sampled uniformly (16/32/64/128 in the literature)."""
+    protocol: str = "official"
+    """Protocol preset (``geovr.evaluate.protocols.PRESETS``): frames, prompts, decoding, scoring."""
+    num_frames: int = 0
+    """Frames per video, sampled uniformly (16/32/64/128 in the literature); 0 = the protocol's."""
+    seed: int | None = None
+    """Seed of sampled decoding (None = the protocol's)."""
     batch_size: int = 4
     """Questions per generate() call."""
-    max_new_tokens: int = 16
-    """Official generation length."""
+    max_new_tokens: int = 0
+    """Generation length limit in tokens (0 = the protocol's)."""
     dtype: str = "auto"
     """``auto`` (bf16 on GPU, fp32 on CPU), ``bf16``, ``fp16`` or ``fp32``."""
     attn_implementation: str = "sdpa"
@@ -52,6 +61,16 @@ class VSIBenchConfig:
     """Evaluate only the first N rows (0 = all)."""
     lenient: bool = False
     """Also report lmms-eval's lenient number parsing (labelled separately)."""
+
+
+def protocol_of(cfg: VSIBenchConfig) -> Protocol:
+    """The protocol preset of ``cfg`` with its overrides applied."""
+    return resolve(cfg.protocol, cfg.num_frames, cfg.seed, cfg.max_new_tokens)
+
+
+def _batch_seed(seed: int, ids: list) -> int:
+    """Seed of one batch: from the run's seed and the batch's question ids (same batch, same draw)."""
+    return zlib.crc32(json.dumps([seed, [str(i) for i in ids]]).encode())
 
 
 def load_rows(cfg: VSIBenchConfig) -> list[dict]:
@@ -82,7 +101,7 @@ def sample_video(path: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray, f
 
     Decodes only the sampled frames (VSI-Bench videos run for minutes).
     """
-    from geovr.extract.video import count_frames, read_frames
+    from geovr.shared.video import count_frames, read_frames
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: video not found")
@@ -116,8 +135,9 @@ def predict(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> None:
     """Answer every row not yet in ``pred_path`` (appending, flushed per batch)."""
     import torch
     from tqdm import tqdm
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText, AutoProcessor, set_seed
 
+    proto = protocol_of(cfg)
     _drop_torn_tail(pred_path)
     done = _read_done(pred_path)
     todo = [r for r in rows if r["id"] not in done]
@@ -132,16 +152,18 @@ def predict(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> None:
     ).to("cuda" if cuda else "cpu").eval()
     processor = AutoProcessor.from_pretrained(cfg.model)
     processor.tokenizer.padding_side = "left"
+    if proto.video_size() is not None and hasattr(processor, "video_processor"):
+        processor.video_processor.size = proto.video_size()
     root = Path(cfg.bench_dir)
     with open(pred_path, "a") as out, tqdm(total=len(todo), desc="vsibench", unit="q") as bar:
         for start in range(0, len(todo), cfg.batch_size):
             batch = todo[start : start + cfg.batch_size]
-            sampled = [sample_video(root / r["dataset"] / f"{r['scene_name']}.mp4", cfg.num_frames) for r in batch]
+            sampled = [sample_video(root / r["dataset"] / f"{r['scene_name']}.mp4", proto.num_frames) for r in batch]
             videos = [v for v, _, _ in sampled]
             meta = [video_metadata(idx / fps, len(idx) * fps / max(int(idx[-1]) + 1, 1)) for _, idx, fps in sampled]
             texts = [
                 processor.apply_chat_template(
-                    [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": build_prompt(r)}]}],
+                    [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": build_prompt(r, proto.prompt_style)}]}],
                     tokenize=False, add_generation_prompt=True,
                 )
                 for r in batch
@@ -149,8 +171,10 @@ def predict(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> None:
             inputs = processor(text=texts, videos=videos, video_metadata=meta, do_sample_frames=False, padding=True,
                                return_tensors="pt")
             inputs = inputs.to(model.device)
+            if proto.do_sample:
+                set_seed(_batch_seed(proto.seed if proto.seed is not None else 0, [r["id"] for r in batch]))
             with torch.inference_mode():
-                gen = model.generate(**inputs, max_new_tokens=cfg.max_new_tokens, do_sample=False)
+                gen = model.generate(**inputs, **proto.generate_kwargs())
             answers = processor.batch_decode(gen[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
             for r, a in zip(batch, answers, strict=True):
                 out.write(json.dumps({"id": r["id"], "prediction": a.strip()}) + "\n")
@@ -165,28 +189,40 @@ def score(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> dict:
 
     import geovr
 
-    preds = _read_done(pred_path)
+    proto = protocol_of(cfg)
+    lmms_log = is_lmms_eval_log(pred_path)
+    preds = read_lmms_eval_log(pred_path, rows) if lmms_log else _read_done(pred_path)
     missing = [r["id"] for r in rows if r["id"] not in preds]
     if missing:
         raise ValueError(f"{pred_path}: {len(missing)} questions have no prediction (first ids: {missing[:5]})")
     joined = [{**r, "prediction": preds[r["id"]]["prediction"]} for r in rows]
-    strict = aggregate(joined)
+    strict = aggregate(joined, scoring=proto.scoring)
+    lmms = lmms_eval_metrics(aggregate(joined, scoring="lmms-eval"))
     report = {
         "config": asdict(cfg),
+        "protocol": {**asdict(proto), "video_size": proto.video_size(), "generate_kwargs": proto.generate_kwargs()},
+        "predictions_format": "lmms-eval sample log" if lmms_log else "geovr jsonl",
         "num_questions": len(rows),
         "scores": asdict(strict),
+        "lmms_eval_metrics": lmms,
         "versions": {"geovr": geovr.__version__, "torch": torch.__version__,
                      "transformers": transformers.__version__, "python": platform.python_version()},
     }
     if cfg.lenient:
         report["scores_lenient_lmms_eval"] = asdict(aggregate(joined, lenient=True))
     Path(cfg.out_dir, "report.json").write_text(json.dumps(report, indent=2))
+    print(f"protocol {proto.name} (scoring {proto.scoring}, {proto.num_frames} frames"
+          + (f", overrides: {', '.join(proto.overrides)}" if proto.overrides else "") + ")")
     print(format_table(strict))
+    print("lmms-eval metrics (its extract_number parsing, fractions):")
+    for k, v in lmms.items():
+        print(f"  {k:<32} {v:.6f}")
     return report
 
 
 def run(cfg: VSIBenchConfig, predictions: str = "") -> dict:
     """Predict (unless ``predictions`` is given) and score; returns the report dict."""
+    protocol_of(cfg)  # a bad preset or override fails before anything is read
     Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
     rows = load_rows(cfg)
     if predictions:

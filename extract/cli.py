@@ -11,12 +11,16 @@ import typer
 def extract(
     out: Annotated[Path, typer.Option(help="Target store folder (resumed if it exists).")],
     corpus: Annotated[Path, typer.Option(help="Corpus manifest (.parquet/.jsonl).")] = None,  # type: ignore[assignment]
-    teacher: Annotated[str, typer.Option(help="Teacher: vggt | oracle.")] = "vggt",
-    weights: Annotated[str, typer.Option(help="VGGT weights: local .pt/.safetensors or hub id.")] = "",
+    teacher: Annotated[str, typer.Option(help="Teacher: vggt | oracle | da3 (Depth Anything 3, optional package).")] = "vggt",
+    weights: Annotated[str, typer.Option(help="Teacher weights: VGGT .pt/.safetensors or hub id; DA3 folder or hub "
+                                         "id (e.g. depth-anything/DA3-LARGE).")] = "",
+    random_init: Annotated[bool, typer.Option("--random-init", help="Run the teacher (vggt, da3) with seeded random "
+                                              "weights (tests, demos; recorded in the store header).")] = False,
     vggt_config: Annotated[str, typer.Option(help="VGGT architecture preset: vggt_1b | tiny.")] = "vggt_1b",
-    metric_depth: Annotated[str, typer.Option(help="Metric depth model (folder or hub id) for the scale of clips "
-                                                    "without ground truth, e.g. "
-                                                    "depth-anything/Depth-Anything-V2-Metric-Indoor-Large-hf.")] = "",
+    metric_depth: Annotated[str, typer.Option(help="Metric depth model for the scale of clips without ground truth: "
+                                                    "da3:depth-anything/DA3METRIC-LARGE (the paper's; needs the "
+                                                    "depth-anything-3 package) or a transformers folder / hub id, "
+                                                    "e.g. depth-anything/Depth-Anything-V2-Metric-Indoor-Large-hf.")] = "",
     scale_from: Annotated[str, typer.Option(help="Scale source: auto | ground_truth | metric_teacher | none.")] = "auto",
     fmt: Annotated[str, typer.Option("--format", help="Store format: zarr | wds.")] = "zarr",
     preset: Annotated[str, typer.Option(help="Storage preset: paper | compact | compact-pca.")] = "paper",
@@ -48,6 +52,12 @@ def extract(
         raise typer.Exit(0)
     if corpus is None:
         raise typer.BadParameter("--corpus is required (unless --finalize)")
+    if teacher in ("vggt", "da3") and not plan_only and bool(weights) == random_init:
+        msg = ("--weights and --random-init exclude each other" if weights else
+               f"--teacher {teacher} needs --weights (a checkpoint file, folder or hub id); pass --random-init "
+               "to run an untrained teacher on purpose")
+        typer.echo(f"error: {msg}", err=True)
+        raise typer.Exit(2)
     from geovr.extract.runner import PRESETS, ExtractConfig, rank_from_env, run_extract, summary
     from geovr.shared.sampling import SamplingConfig
 
@@ -64,8 +74,10 @@ def extract(
         raise typer.Exit(0)
     r, w = rank_from_env(rank, world_size)
     kwargs: dict = {}
-    if teacher == "vggt":
-        kwargs = {"weights": weights or None, "config": vggt_config}
+    if teacher in ("vggt", "da3"):
+        kwargs = {"weights": weights or None, "random_init": random_init}
+        if teacher == "vggt":
+            kwargs["config"] = vggt_config
         if device:
             kwargs["device"] = device
     cfg = ExtractConfig(corpus=str(corpus), out=str(out), teacher=teacher, teacher_kwargs=kwargs, format=fmt,

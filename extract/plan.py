@@ -19,7 +19,7 @@ def _meta(uri: Path) -> tuple[int, float, tuple[int, int]]:
     import av
 
     if uri.is_dir():
-        from geovr.extract.video import IMAGE_SUFFIXES, load_image
+        from geovr.shared.video import IMAGE_SUFFIXES, load_image
 
         files = sorted(p for p in uri.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         return len(files), float("nan"), load_image(files[0]).shape[:2]

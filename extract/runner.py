@@ -19,11 +19,11 @@ from typing import Any
 
 from geovr.extract.corpus import CorpusRow, read_corpus
 from geovr.extract.targets import build_targets
-from geovr.extract.video import VideoError, crop_resize, probe, read_frames
 from geovr.shared.errors import environment_problem
 from geovr.shared.features import FeatureSpec
 from geovr.shared.sampling import SamplingConfig, plan_sampling
 from geovr.shared.schema import VideoRef
+from geovr.shared.video import VideoError, crop_resize, probe, read_frames
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"dtype": "bf16", "depth_downsample": 1, "pca_dims": None},
@@ -200,7 +200,7 @@ class ExtractResult:
     """Frames run through the teacher."""
 
 
-def make_header(cfg: ExtractConfig, teacher_info: Any, layers: tuple[int, ...]) -> Any:
+def make_header(cfg: ExtractConfig, teacher_info: Any, layers: tuple[int, ...], channels: str | None = None) -> Any:
     from geovr import __version__
     from geovr.shared.manifest import StoreHeader
 
@@ -208,7 +208,7 @@ def make_header(cfg: ExtractConfig, teacher_info: Any, layers: tuple[int, ...]) 
         raise ValueError(f"unknown preset {cfg.preset!r}; known: {sorted(PRESETS)}")
     preset = PRESETS[cfg.preset]
     pca = preset["pca_dims"] if cfg.pca_dims is None else (cfg.pca_dims or None)
-    spec = FeatureSpec(layers=layers, channels=cfg.channels, pool=cfg.pool, dtype=preset["dtype"], pca_dims=pca)
+    spec = FeatureSpec(layers=layers, channels=channels or cfg.channels, pool=cfg.pool, dtype=preset["dtype"], pca_dims=pca)
     return StoreHeader(format=cfg.format, teacher=teacher_info, sampling=cfg.sampling.to_dict(), features=spec,
                        depth_dtype="fp16", depth_downsample=preset["depth_downsample"],
                        jpeg_quality=cfg.jpeg_quality, created_by={"geovr": __version__})
@@ -247,12 +247,13 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     try:
         teacher = build_teacher(cfg.teacher, layers=tuple(cfg.layers), **cfg.teacher_kwargs)
         layers = tuple(teacher.info.feature_layers)  # a tiny teacher may map the requested layers onto its own depth
-        header = make_header(cfg, teacher.info, layers)
+        # a teacher whose features are single-width (DA3) keeps all channels: there is no frame half to take
+        header = make_header(cfg, teacher.info, layers, None if getattr(teacher, "feature_halves", True) else "both")
         metric_model = None
         if cfg.metric_depth and cfg.scale_from in ("auto", "metric_teacher"):
-            from geovr.extract.metric_depth import MetricDepthModel
+            from geovr.extract.metric_depth import load_metric_depth
 
-            metric_model = MetricDepthModel(cfg.metric_depth, device=cfg.teacher_kwargs.get("device"))
+            metric_model = load_metric_depth(cfg.metric_depth, device=cfg.teacher_kwargs.get("device"))
         writer = StoreWriter(cfg.out, header, shard_prefix=f"r{cfg.rank:03d}")  # shares this process's lock
     except BaseException:
         lock.release()
@@ -307,8 +308,8 @@ def _run(cfg: ExtractConfig, writer: Any, rows: list[CorpusRow], teacher: Any, l
         try:
             x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255.0)
             ctx = ClipContext(clip_id=row.clip_id, frame_indices=plan.indices, resize=plan.resize, gt_dir=row.gt_dir)
-            out = teacher(x, layers, ctx)
-            scale, source, scale_model = float("nan"), "none", ""
+            out = teacher(x, layers, ctx, spec=header.features)  # features reduced on the teacher's device
+            scale, source, scale_model, sky_masked = float("nan"), "none", "", False
             want = cfg.scale_from
             if out.metric_scale is not None and want == "auto":
                 scale, source = float(out.metric_scale), "oracle"
@@ -316,7 +317,8 @@ def _run(cfg: ExtractConfig, writer: Any, rows: list[CorpusRow], teacher: Any, l
                 scale, source = ground_truth_scale(row.gt_dir, plan.indices, plan.resize, out.depth.numpy(),
                                                    out.depth_conf.numpy()), "ground_truth"
             elif metric_model is not None:
-                scale = metric_teacher_scale(metric_model, x, out.depth.numpy(), out.depth_conf.numpy())
+                scale, sky_masked = metric_teacher_scale(metric_model, x, out.depth.numpy(), out.depth_conf.numpy(),
+                                                         out.intrinsics)
                 source, scale_model = "metric_teacher", metric_model.name
         except (ValueError, FileNotFoundError, RuntimeError) as exc:
             fail(row, f"{type(exc).__name__}: {exc}")
@@ -324,7 +326,8 @@ def _run(cfg: ExtractConfig, writer: Any, rows: list[CorpusRow], teacher: Any, l
             continue
         thread.put(("clip", dict(clip_id=row.clip_id, video=item["video"], frame_indices=plan.indices,
                                    timestamps=plan.timestamps, resize=plan.resize, frames=frames, out=out,
-                                   header=header, metric_scale=scale, scale_source=source, scale_model=scale_model)))
+                                   header=header, metric_scale=scale, scale_source=source, scale_model=scale_model,
+                                   scale_sky_masked=sky_masked)))
         stored += 1
         frames_done += len(plan.indices)
         bar.update(1)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from geovr.extract.teachers.base import TeacherOutput
-from geovr.extract.video import encode_jpeg
 from geovr.shared.features import encode_features, pca_encode, pool_features, select_channels
 from geovr.shared.manifest import StoreHeader
 from geovr.shared.schema import ClipTargets, ResizeSpec, VideoRef
+from geovr.shared.video import encode_jpeg
 
 
 def feature_target(x: np.ndarray, channels: str, pool: int) -> np.ndarray:
@@ -33,17 +34,30 @@ def build_targets(
     metric_scale: float,
     scale_source: str,
     scale_model: str = "",
+    scale_sky_masked: bool = False,
 ) -> ClipTargets:
     """Assemble one clip's targets as the store header prescribes; raises ``ValueError`` on non-finite output."""
     spec = header.features
+    reduced = out.features_spec is not None
+    if reduced and out.features_spec != spec:
+        raise ValueError(f"clip {clip_id!r}: teacher reduced its features as {out.features_spec}, the store "
+                         f"keeps {spec}")
     feats, scales, pca_mean, pca_basis = {}, {}, {}, {}
     for layer in spec.layers:
         if layer not in out.features:
             raise ValueError(f"clip {clip_id!r}: teacher returned no features for layer {layer}")
-        x = out.features[layer].float().cpu().numpy()
-        if not np.isfinite(x).all():
+        t = out.features[layer].cpu()
+        if not bool(torch.isfinite(t).all()):
             raise ValueError(f"clip {clip_id!r}: non-finite teacher features at layer {layer}")
-        x = feature_target(x, spec.channels, spec.pool)
+        if reduced and t.dtype == torch.bfloat16 and spec.dtype == "bf16":  # cast on the teacher's device (RNE)
+            feats[layer] = t.view(torch.int16).numpy().view(np.uint16)
+            continue
+        if reduced and t.dtype == torch.float16 and spec.dtype == "fp16":
+            feats[layer] = t.numpy()
+            continue
+        x = t.float().numpy()
+        if not reduced:
+            x = feature_target(x, spec.channels, spec.pool)
         if spec.pca_dims:
             x, pca_mean[layer], pca_basis[layer] = pca_encode(x, spec.pca_dims)
         enc, sc = encode_features(x, spec.dtype)
@@ -66,7 +80,7 @@ def build_targets(
         intrinsics=out.intrinsics.float().numpy(), depth=depth.astype(ddt), depth_conf=conf.astype(ddt),
         metric_scale=metric_scale if math.isfinite(metric_scale) else float("nan"),
         scale_source=scale_source if math.isfinite(metric_scale) else "none",
-        scale_model=scale_model, features=feats, feature_scales=scales, feature_pca_mean=pca_mean,
+        scale_model=scale_model, scale_sky_masked=scale_sky_masked and math.isfinite(metric_scale), features=feats, feature_scales=scales, feature_pca_mean=pca_mean,
         feature_pca_basis=pca_basis,
     )
     clip.validate()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from geovr.corpora.cli import app as corpus_app
 from geovr.evaluate.cli import app as eval_app
 from geovr.extract.cli import extract
 from geovr.shared.cli import app as shards_app
@@ -29,6 +30,7 @@ app.command("extract", help="Stage one: run the teacher over a video corpus and 
 app.command("train", help="Stage two: train the student MLLM against cached targets under DeepSpeed ZeRO.")(train)
 app.add_typer(eval_app, name="eval", help="Score spatial reasoning (VSI-Bench format) and geometry heads.")
 app.add_typer(shards_app, name="shards", help="Inspect, verify, merge, publish and pull target stores.")
+app.add_typer(corpus_app, name="corpus", help="Bring real data in: instruction files and posed RGB-D scans -> corpus manifest.")
 
 
 @app.command("demo")

@@ -25,7 +25,7 @@ def steps(out: Path, train_steps: int) -> list[tuple[str, list[str]]]:
          ["extract", "--corpus", str(c / "corpus.parquet"), "--teacher", "oracle", "--out", str(o),
           "--format", "zarr", "--num-frames", "8", "--longest-edge", "112", "--workers", "0"]),
         ("cache a tiny random VGGT's targets in a WebDataset store (real weights: --weights)",
-         ["extract", "--corpus", str(c / "corpus.parquet"), "--teacher", "vggt", "--vggt-config", "tiny",
+         ["extract", "--corpus", str(c / "corpus.parquet"), "--teacher", "vggt", "--vggt-config", "tiny", "--random-init",
           "--out", str(out / "store_vggt"), "--format", "wds", "--num-frames", "8", "--longest-edge", "112",
           "--workers", "0"]),
         ("verify the shared store's hashes", ["shards", "verify", str(o)]),

@@ -48,6 +48,11 @@ class TeacherInfo:
     """sha256 of the weights file the teacher was loaded from (empty for weight-free teachers)."""
     feature_layers: tuple[int, ...] = ()
     """Teacher layers the features were taken from, e.g. ``(4, 11, 17, 23)``."""
+    num_layers: int = 0
+    """Teacher depth (layers the ``feature_layers`` index into; VGGT-1B: 24), so stage two can map teacher
+    layer ``l`` onto student layer ``round((l + 1) / num_layers * L)``. 0: unknown (older stores)."""
+    random_init: bool = False
+    """True when the teacher ran with untrained (seeded random) weights: the targets are not a real teacher's."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "feature_layers": list(self.feature_layers)}
@@ -59,6 +64,8 @@ class TeacherInfo:
             version=str(d["version"]),
             weights_sha256=str(d.get("weights_sha256", "")),
             feature_layers=tuple(int(x) for x in d.get("feature_layers", ())),
+            num_layers=int(d.get("num_layers", 0)),
+            random_init=bool(d.get("random_init", False)),
         )
 
 
@@ -159,6 +166,8 @@ class ClipTargets:
     """For int8 features only: teacher layer -> float32 ``[C]`` dequantisation scales."""
     scale_model: str = ""
     """The metric-depth model behind ``metric_scale`` when ``scale_source == "metric_teacher"``."""
+    scale_sky_masked: bool = False
+    """True when sky pixels (the metric model's own sky prediction) were left out of the scale fit."""
     feature_pca_mean: dict[int, np.ndarray] = field(default_factory=dict)
     """For PCA-reduced features only: teacher layer -> float32 ``[C]`` mean of the clip's tokens."""
     feature_pca_basis: dict[int, np.ndarray] = field(default_factory=dict)
@@ -243,4 +252,5 @@ class ClipTargets:
             "metric_scale": None if math.isnan(self.metric_scale) else float(self.metric_scale),
             "scale_source": self.scale_source,
             "scale_model": self.scale_model,
+            "scale_sky_masked": bool(self.scale_sky_masked),
         }

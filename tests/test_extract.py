@@ -84,8 +84,8 @@ def build_nan_oracle(**kwargs):
     class NanOracle:
         info, patch_size = oracle.info, oracle.patch_size
 
-        def __call__(self, frames, layers, context=None):
-            out = oracle(frames, layers, context)
+        def __call__(self, frames, layers, context=None, spec=None):
+            out = oracle(frames, layers, context, spec)
             if context.clip_id == "synth_0001":
                 out.depth[0, 0, 0] = float("nan")
             return out
@@ -171,7 +171,7 @@ def test_plan_prints_a_storage_estimate_without_writing(synth_corpus, tmp_path):
 
 def test_tiny_vggt_extraction_runs_end_to_end(synth_corpus, tmp_path):
     cfg = ExtractConfig(corpus=str(synth_corpus / "corpus.parquet"), out=str(tmp_path / "v"), teacher="vggt",
-                        teacher_kwargs={"config": "tiny", "device": "cpu"}, format="wds", sampling=SAMPLING,
+                        teacher_kwargs={"config": "tiny", "device": "cpu", "random_init": True}, format="wds", sampling=SAMPLING,
                         clips_per_shard=2, workers=0, progress=False)
     res = run_extract(cfg)
     assert res.stored == 2 and not res.failed
@@ -179,6 +179,9 @@ def test_tiny_vggt_extraction_runs_end_to_end(synth_corpus, tmp_path):
     reader = StoreReader(tmp_path / "v", verify=True)
     clip = reader["synth_0000"]
     assert reader.header.teacher.name == "vggt" and list(reader.header.features.layers) == [0, 1, 2, 3]
+    assert reader.header.teacher.random_init and reader.header.teacher.num_layers == 4
+    info = CliRunner().invoke(app, ["shards", "info", str(tmp_path / "v")])
+    assert info.exit_code == 0 and info.output.startswith("WARNING: RANDOM-INIT TEACHER"), info.output
     assert clip.scale_source == "ground_truth" and clip.metric_scale > 0  # least squares against GT depth
     assert clip.features[0].shape[-1] == 32 and clip.depth.shape == (4, *clip.resize.out_hw)
 

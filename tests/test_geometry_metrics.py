@@ -70,6 +70,15 @@ def test_eval_geometry_cli_scores_a_store_against_itself_perfectly(oracle_store,
     mean = json.loads(report.read_text())["mean"]
     assert mean["rra"] == 1.0 and mean["auc"] == pytest.approx(1.0) and mean["abs_rel"] == pytest.approx(0.0, abs=1e-6)
     assert mean["scale_rel_err"] == pytest.approx(0.0, abs=1e-6)
+    assert mean["num_pairs"] > 0 and mean["auc_clip_mean"] == pytest.approx(1.0)
+    res = CliRunner().invoke(app, ["eval", "geometry", "--pred", str(store), "--ref", str(store), "--out", str(report),
+                                   "--alignment", "affine", "--depth-space", "disparity", "--depth-per", "frame"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(report.read_text())
+    assert rep["alignment"] == {"mode": "affine", "space": "disparity", "per": "frame"}
+    assert rep["mean"]["abs_rel"] == pytest.approx(0.0, abs=1e-5)
+    bad = CliRunner().invoke(app, ["eval", "geometry", "--pred", str(store), "--ref", str(store), "--depth-space", "log"])
+    assert bad.exit_code == 2 and "space" in bad.output
     for args in ([], ["--pred", str(store), "--model", str(tmp_path)]):
         bad = CliRunner().invoke(app, ["eval", "geometry", "--ref", str(store), *args])
         assert bad.exit_code == 2 and "exactly one of --pred" in bad.output

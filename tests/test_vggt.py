@@ -8,7 +8,7 @@ from geovr.extract.teachers.vggt import VGGT, VGGTConfig, build, load_vggt
 
 
 def test_tiny_forward_shapes_and_features_on_the_patch_grid():
-    teacher = build(config="tiny", device="cpu")
+    teacher = build(config="tiny", device="cpu", random_init=True)
     out = teacher(torch.rand(3, 3, 56, 70), (0, 3))
     assert out.pose_enc.shape == (3, 9) and out.extrinsics.shape == (3, 3, 4) and out.intrinsics.shape == (3, 3, 3)
     assert out.depth.shape == (3, 56, 70) and (out.depth > 0).all() and (out.depth_conf >= 1).all()
@@ -86,3 +86,39 @@ def test_frame_chunking_does_not_change_the_result():
     with torch.no_grad():
         a, b = model(x, frames_chunk=8), model(x, frames_chunk=2)
     np.testing.assert_allclose(a["depth"].numpy(), b["depth"].numpy(), rtol=1e-5)
+
+
+def test_no_weights_refuses_unless_random_init_is_explicit():
+    with pytest.raises(ValueError, match="random_init"):
+        build(config="tiny", device="cpu")
+    teacher = build(config="tiny", device="cpu", random_init=True)
+    assert teacher.info.random_init and teacher.info.num_layers == 4
+
+
+@pytest.mark.parametrize("dtype,pca", [("bf16", None), ("fp16", None), ("fp32", None), ("int8", None), ("bf16", 8)])
+def test_device_side_reduction_stores_what_the_host_path_stored(dtype, pca):
+    """Channel half + 2x2 pool + cast on the teacher's device give the same stored arrays as the numpy path."""
+    from dataclasses import replace
+
+    from geovr.extract.targets import build_targets
+    from geovr.shared.features import FeatureSpec
+    from geovr.shared.manifest import StoreHeader
+    from geovr.shared.schema import ResizeSpec, VideoRef
+
+    teacher = build(config="tiny", device="cpu", random_init=True)
+    spec = FeatureSpec(layers=(0, 3), channels="frame", pool=2, dtype=dtype, pca_dims=pca)
+    header = StoreHeader(format="zarr", teacher=teacher.info, features=spec)
+    x = torch.rand(3, 3, 70, 98)  # 5x7 patch grid: the odd row/column is dropped before pooling
+    full, reduced = teacher(x, spec.layers), teacher(x, spec.layers, spec=spec)
+    assert reduced.features_spec == spec and full.features_spec is None
+    assert reduced.features[0].shape == (3, 2, 3, 32)  # tiny: embed_dim 32 = the frame half of 64
+    args = dict(clip_id="c", video=VideoRef(uri="v.mp4", sha256="0" * 64, fps=2.0, num_frames=3),
+                frame_indices=np.arange(3), timestamps=np.arange(3.0), frames=np.zeros((3, 70, 98, 3), np.uint8),
+                resize=ResizeSpec(src_hw=(70, 98), crop_box=(0, 0, 70, 98), out_hw=(70, 98)), header=header,
+                metric_scale=1.0, scale_source="ground_truth")
+    a, b = build_targets(out=full, **args), build_targets(out=reduced, **args)
+    for layer in spec.layers:
+        assert a.features[layer].dtype == b.features[layer].dtype
+        np.testing.assert_array_equal(a.features[layer], b.features[layer])
+    with pytest.raises(ValueError, match="reduced"):
+        build_targets(out=reduced, **{**args, "header": replace(header, features=replace(spec, pool=1))})

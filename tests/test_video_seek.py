@@ -4,9 +4,9 @@ import av
 import numpy as np
 import pytest
 
-from geovr.extract import video
-from geovr.extract.seek import NotIndexable, index_packets
-from geovr.extract.video import VideoError, count_frames, read_frames
+from geovr.shared import video
+from geovr.shared.seek import NotIndexable, index_packets
+from geovr.shared.video import VideoError, count_frames, read_frames
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from geovr.extract.teachers.base import ClipContext, Teacher, TeacherOutput
+from geovr.extract.teachers.base import ClipContext, Teacher, TeacherOutput, reduce_features
 
 REGISTRY: dict[str, str] = {
     "vggt": "geovr.extract.teachers.vggt:build",
     "oracle": "geovr.extract.teachers.oracle:build",
+    "da3": "geovr.extract.teachers.da3:build",
 }
 """Teacher name -> factory path. A new teacher (VGGT-Omega, DA3, MapAnything, pi3) is one module + one line."""
 
@@ -22,4 +23,4 @@ def build_teacher(name: str, **kwargs: Any) -> Teacher:
     return getattr(importlib.import_module(module_name), factory)(**kwargs)
 
 
-__all__ = ["REGISTRY", "ClipContext", "Teacher", "TeacherOutput", "build_teacher"]
+__all__ = ["REGISTRY", "ClipContext", "Teacher", "TeacherOutput", "build_teacher", "reduce_features"]

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from geovr.shared.features import FeatureSpec
     from geovr.shared.schema import ResizeSpec, TeacherInfo
 
 
@@ -53,7 +54,11 @@ class TeacherOutput:
     """float32 ``[S, H, W]``: confidence (higher is better)."""
     features: dict[int, torch.Tensor] = field(default_factory=dict)
     """Layer -> float32 ``[S, h, w, C]`` patch-token features on the patch grid (special tokens dropped).
-    For VGGT ``C = 2 * embed_dim``: channels ``[:embed_dim]`` are the frame-attention half."""
+    For VGGT ``C = 2 * embed_dim``: channels ``[:embed_dim]`` are the frame-attention half.
+    If ``features_spec`` is set they are already reduced as that spec says (see ``reduce_features``)."""
+    features_spec: FeatureSpec | None = None
+    """The ``FeatureSpec`` the teacher already applied to ``features`` on its device (channel slice, pooling,
+    cast), or None for full float32 layer outputs."""
     metric_scale: float | None = None
     """Set only by teachers that know metric scale themselves (the oracle: 1.0 for a metric corpus)."""
 
@@ -68,7 +73,34 @@ class Teacher(Protocol):
     """Input ``H`` and ``W`` must be multiples of this (VGGT: 14)."""
 
     def __call__(
-        self, frames: torch.Tensor, layers: Sequence[int], context: ClipContext | None = None
+        self, frames: torch.Tensor, layers: Sequence[int], context: ClipContext | None = None,
+        spec: FeatureSpec | None = None,
     ) -> TeacherOutput:
-        """Run on ``frames`` float32 ``[S, 3, H, W]`` in ``[0, 1]``; return features for ``layers``."""
+        """Run on ``frames`` float32 ``[S, 3, H, W]`` in ``[0, 1]``; return features for ``layers``.
+
+        With ``spec`` a teacher may reduce the features on its device (``reduce_features``) and say so in
+        ``TeacherOutput.features_spec``; a teacher that ignores it returns full features."""
         ...
+
+
+def reduce_features(x: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
+    """Device-side feature reduction, the same arithmetic as ``geovr.extract.targets.feature_target`` + the cast
+    of ``encode_features``: ``[S, h, w, 2C]`` -> channel slice -> grid floored to a multiple of ``pool`` ->
+    ``pool x pool`` mean in float32 -> bfloat16 / float16 when the store keeps that dtype without PCA (the
+    cast rounds to nearest even, as the numpy encoder), else float32."""
+    import torch
+
+    c2 = x.shape[-1]
+    if spec.channels != "both" and c2 % 2:
+        raise ValueError(f"channel slice {spec.channels!r} needs an even channel count, got {c2}")
+    x = {"frame": x[..., : c2 // 2], "global": x[..., c2 // 2:]}.get(spec.channels, x).float()
+    s, h, w, c = x.shape
+    p = int(spec.pool)
+    if p > 1:
+        x = x[:, : h - h % p, : w - w % p].reshape(s, h // p, p, w // p, p, c)
+        acc = x[:, :, 0, :, 0]
+        for k in range(1, p * p):  # row-major sequential sum, then one division: numpy's float32 mean order
+            acc = acc + x[:, :, k // p, :, k % p]
+        x = acc / (p * p)
+    cast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(spec.dtype) if not spec.pca_dims else None
+    return x.to(cast) if cast is not None else x.contiguous()

@@ -24,7 +24,7 @@ def _load(gt_dir: Path, name: str) -> np.ndarray:
     path = gt_dir / name
     if not path.is_file():
         raise FileNotFoundError(f"{path}: ground-truth file missing (the oracle teacher needs it)")
-    return np.load(path, allow_pickle=False)
+    return np.load(path, allow_pickle=False, mmap_mode="r")  # a long scan: read only the sampled frames
 
 
 def resample_nearest(depth: np.ndarray, crop_box: tuple[int, int, int, int], out_hw: tuple[int, int]) -> np.ndarray:
@@ -41,18 +41,22 @@ class OracleTeacher:
 
     patch_size = 14
 
-    def __init__(self, feature_dim: int = 64, seed: int = 0, layers: Sequence[int] = (4, 11, 17, 23)) -> None:
+    def __init__(self, feature_dim: int = 64, seed: int = 0, layers: Sequence[int] = (4, 11, 17, 23),
+                 num_layers: int = 24) -> None:
         self.feature_dim = feature_dim
         self.seed = seed
+        # layer indices mimic VGGT-1B's (24 layers) so stage two maps them the same way
         self.info = TeacherInfo(name="oracle", version=f"gt-randproj{feature_dim}-seed{seed}",
-                                feature_layers=tuple(layers))
+                                feature_layers=tuple(layers), num_layers=num_layers)
 
     def _projection(self, layer: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 1000 + layer)
         d_in = 3 * self.patch_size**2
         return torch.randn(d_in, 2 * self.feature_dim, generator=g) / d_in**0.5 * 4.0
 
-    def __call__(self, frames: torch.Tensor, layers: Sequence[int], context: ClipContext | None = None) -> TeacherOutput:
+    def __call__(self, frames: torch.Tensor, layers: Sequence[int], context: ClipContext | None = None,
+                 spec: object = None) -> TeacherOutput:
+        """Ground truth for the sampled frames; ``spec`` is ignored (features are returned full, on the CPU)."""
         if context is None or context.gt_dir is None:
             raise ValueError("the oracle teacher needs ground truth: the corpus row has no gt_dir")
         s, _, h, w = frames.shape

@@ -28,7 +28,9 @@ def store_summary(root: str) -> dict[str, Any]:
         "store": root,
         "format": f"{m.format} {m.format_version} ({h.format})",
         "teacher": f"{h.teacher.name} {h.teacher.version}"
-        + (f" sha256:{h.teacher.weights_sha256[:12]}" if h.teacher.weights_sha256 else ""),
+        + (f" sha256:{h.teacher.weights_sha256[:12]}" if h.teacher.weights_sha256 else "")
+        + (f" ({h.teacher.num_layers} layers)" if h.teacher.num_layers else ""),
+        "random_init": h.teacher.random_init,
         "clips_ok": m.num_clips,
         "clips_failed": m.num_failed,
         "shards": len(m.shards),
@@ -49,5 +51,7 @@ def format_summary(s: dict[str, Any]) -> str:
     rows = [(k, _human(v) if k == "bytes" else v) for k, v in s.items() if k != "targets"]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    if s.get("random_init"):  # first line: targets of an untrained teacher must not pass for real ones
+        lines.insert(0, "WARNING: RANDOM-INIT TEACHER (untrained weights): these targets are not a real teacher's")
     lines.append("targets".ljust(width) + "  " + ("\n" + " " * (width + 2)).join(s["targets"]))
     return "\n".join(lines)

@@ -117,6 +117,7 @@ def clip_from_parts(
             features=features,
             feature_scales=scales,
             scale_model=str(meta.get("scale_model", "")),
+            scale_sky_masked=bool(meta.get("scale_sky_masked", False)),
             feature_pca_mean=pca_mean,
             feature_pca_basis=pca_basis,
         )

@@ -12,12 +12,16 @@ from torch import nn
 
 
 class ResidualConvUnit(nn.Module):
+    """``relu(x) + conv2(relu(conv1(relu(x))))``: in the official head the first ReLU is in-place, so the
+    skip connection adds the rectified input, not ``x``."""
+
     def __init__(self, c: int) -> None:
         super().__init__()
         self.conv1, self.conv2 = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
+        x = F.relu(x)
+        return x + self.conv2(F.relu(self.conv1(x)))
 
 
 class FusionBlock(nn.Module):
@@ -36,17 +40,25 @@ class FusionBlock(nn.Module):
         return self.out_conv(x)
 
 
-def uv_embed(c: int, h: int, w: int, device: torch.device, ratio: float = 0.1) -> torch.Tensor:
-    """Sin-cos embedding ``[c, h, w]`` of aspect-normalised (u, v) pixel coordinates, scaled by ``ratio``."""
-    diag = math.hypot(w, h)
-    u = torch.linspace(-w / diag, w / diag, w, device=device)
-    v = torch.linspace(-h / diag, h / diag, h, device=device)
+def uv_embed(c: int, h: int, w: int, device: torch.device, aspect: float | None = None,
+             ratio: float = 0.1) -> torch.Tensor:
+    """Sin-cos embedding ``[c, h, w]`` (fp32) of aspect-normalised (u, v) coordinates, scaled by ``ratio``.
+
+    ``u`` spans ``±span_x (w-1)/w`` with ``span_x = aspect / sqrt(1 + aspect^2)`` (``aspect``: the *image's*
+    width / height; ``v`` likewise with ``1 / sqrt(1 + aspect^2)``), i.e. the centres of ``w`` equal cells;
+    the grid is fp32, the angles and sin/cos are computed in float64 and cast, as in the official head.
+    """
+    if c % 4:
+        raise ValueError(f"UV embedding needs a channel count divisible by 4, got {c}")
+    aspect = w / h if aspect is None else aspect
+    diag = math.sqrt(aspect**2 + 1.0)
+    sx, sy = aspect / diag * (w - 1) / w, 1.0 / diag * (h - 1) / h
+    u = torch.linspace(-sx, sx, w, device=device, dtype=torch.float32).double()
+    v = torch.linspace(-sy, sy, h, device=device, dtype=torch.float32).double()
+    freqs = 1.0 / 100.0 ** (torch.arange(c // 4, device=device, dtype=torch.float64) / (c / 4))
     vv, uu = torch.meshgrid(v, u, indexing="ij")
-    freqs = 1.0 / 100.0 ** (torch.arange(c // 4, device=device, dtype=torch.float32) / max(c // 4, 1))
-    parts = [f(g[..., None] * freqs) for g in (uu, vv) for f in (torch.sin, torch.cos)]
-    emb = torch.cat(parts, -1)
-    emb = F.pad(emb, (0, c - emb.shape[-1]))
-    return ratio * emb.permute(2, 0, 1)
+    parts = [f(g[..., None] * freqs).float() for g in (uu, vv) for f in (torch.sin, torch.cos)]
+    return ratio * torch.cat(parts, -1).permute(2, 0, 1)
 
 
 class DPTHead(nn.Module):
@@ -75,7 +87,7 @@ class DPTHead(nn.Module):
         for i, t in enumerate(toks):
             x = self.norm(t).permute(0, 2, 1).reshape(t.shape[0], -1, ph, pw)
             x = self.projects[i](x)
-            x = x + uv_embed(x.shape[1], ph, pw, x.device)
+            x = x + uv_embed(x.shape[1], ph, pw, x.device, aspect=w / h)
             maps.append(self.resize_layers[i](x))
         s = self.scratch
         l1, l2, l3, l4 = (getattr(s, f"layer{i}_rn")(m) for i, m in enumerate(maps, 1))
@@ -84,7 +96,7 @@ class DPTHead(nn.Module):
         p = s.refinenet2(p, l2, l1.shape[-2:])
         p = s.refinenet1(p, l1, None)
         out = F.interpolate(s.output_conv1(p), size=(h, w), mode="bilinear", align_corners=True)
-        return s.output_conv2(out + uv_embed(out.shape[1], h, w, out.device))
+        return s.output_conv2(out + uv_embed(out.shape[1], h, w, out.device, aspect=w / h))
 
     def forward(self, layer_out: dict[int, torch.Tensor], images: torch.Tensor, p0: int,
                 chunk: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

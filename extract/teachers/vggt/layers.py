@@ -1,15 +1,21 @@
 """Transformer building blocks with the official VGGT / DINOv2 parameter names
-(``norm1, attn.{qkv,q_norm,k_norm,proj}, ls1.gamma, norm2, mlp.{fc1,fc2}, ls2.gamma``)."""
+(``norm1, attn.{qkv,q_norm,k_norm,proj}, ls1.gamma, norm2, mlp.{fc1,fc2}, ls2.gamma``).
+
+LayerNorm eps follows the official code: PyTorch's default ``1e-5`` in the aggregator's frame/global
+blocks (q/k norms included) and the camera head; ``1e-6`` only inside DINOv2 (``DINO_EPS``) and the
+camera head's adaptive modulation norm.
+"""
 
 from __future__ import annotations
-
-from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-LayerNorm = partial(nn.LayerNorm, eps=1e-6)
+DEFAULT_EPS = 1e-5
+"""LayerNorm eps of the aggregator blocks, their q/k norms and the camera head (PyTorch's default)."""
+DINO_EPS = 1e-6
+"""LayerNorm eps inside the DINOv2 patch embedding (its blocks and final norm)."""
 
 
 class RoPE2D(nn.Module):
@@ -38,8 +44,9 @@ class Attention(nn.Module):
         super().__init__()
         self.heads = heads
         self.qkv = nn.Linear(dim, dim * 3)
-        self.q_norm = LayerNorm(dim // heads) if qk_norm else nn.Identity()
-        self.k_norm = LayerNorm(dim // heads) if qk_norm else nn.Identity()
+        # q/k norms keep PyTorch's default eps even inside DINOv2 (the official Block does not pass its norm on)
+        self.q_norm = nn.LayerNorm(dim // heads, eps=DEFAULT_EPS) if qk_norm else nn.Identity()
+        self.k_norm = nn.LayerNorm(dim // heads, eps=DEFAULT_EPS) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim)
         self.rope = rope
 
@@ -72,13 +79,15 @@ class LayerScale(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block with LayerScale."""
+    """Pre-norm transformer block with LayerScale; ``eps`` is the eps of ``norm1`` / ``norm2``."""
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, init_values: float = 0.01, qk_norm: bool = False,
-                 rope: RoPE2D | None = None) -> None:
+                 rope: RoPE2D | None = None, eps: float = DEFAULT_EPS) -> None:
         super().__init__()
-        self.norm1, self.attn, self.ls1 = LayerNorm(dim), Attention(dim, heads, qk_norm, rope), LayerScale(dim, init_values)
-        self.norm2, self.mlp, self.ls2 = LayerNorm(dim), Mlp(dim, int(dim * mlp_ratio)), LayerScale(dim, init_values)
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn, self.ls1 = Attention(dim, heads, qk_norm, rope), LayerScale(dim, init_values)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp, self.ls2 = Mlp(dim, int(dim * mlp_ratio)), LayerScale(dim, init_values)
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.ls1(self.attn(self.norm1(x), pos))
@@ -109,16 +118,24 @@ class DinoV2(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, n + 1, dim))
         self.register_tokens = nn.Parameter(torch.zeros(1, registers, dim))
         self.mask_token = nn.Parameter(torch.zeros(1, dim))
-        self.blocks = nn.ModuleList(Block(dim, heads, init_values=1.0) for _ in range(depth))
-        self.norm = LayerNorm(dim)
+        self.blocks = nn.ModuleList(Block(dim, heads, init_values=1.0, eps=DINO_EPS) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, eps=DINO_EPS)
+
+    def patch_pos_embed(self, ph: int, pw: int) -> torch.Tensor:
+        """Position embedding of the ``ph x pw`` patch grid ``[1, ph*pw, dim]`` (fp32): the trained square
+        grid as is when it fits, else resized bicubic **with antialiasing** (as the official DINOv2 in VGGT)."""
+        g = int(round((self.pos_embed.shape[1] - 1) ** 0.5))
+        grid = self.pos_embed[:, 1:].float()
+        if (ph, pw) == (g, g):
+            return grid
+        grid = grid.reshape(1, g, g, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(ph, pw), mode="bicubic", antialias=True)
+        return grid.flatten(2).transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         tok = self.patch_embed(x)
-        g = int(round((self.pos_embed.shape[1] - 1) ** 0.5))
-        grid = self.pos_embed[:, 1:].reshape(1, g, g, -1).permute(0, 3, 1, 2)
-        grid = F.interpolate(grid.float(), size=(h // self.patch, w // self.patch), mode="bicubic",
-                             align_corners=False).to(tok.dtype).flatten(2).transpose(1, 2)
+        grid = self.patch_pos_embed(h // self.patch, w // self.patch).to(tok.dtype)
         cls = self.cls_token.expand(b, -1, -1) + self.pos_embed[:, :1]
         tok = torch.cat([cls, self.register_tokens.expand(b, -1, -1), tok + grid], 1)
         for blk in self.blocks:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from geovr.extract.teachers.vggt.dpt import DPTHead
-from geovr.extract.teachers.vggt.layers import Block, DinoV2, LayerNorm, Mlp, PatchEmbed, RoPE2D
+from geovr.extract.teachers.vggt.layers import DEFAULT_EPS, Block, DinoV2, Mlp, PatchEmbed, RoPE2D
 
 
 @dataclass
@@ -36,9 +36,16 @@ class VGGTConfig:
     num_register_tokens: int = 4
     """Register tokens per frame (patch tokens start at ``1 + registers``)."""
     patch_embed: str = "dinov2_vitl14_reg"
-    """``dinov2_vitl14_reg`` (DINOv2 ViT-L/14 + registers) or ``conv`` (tiny test models)."""
+    """``dinov2_vitl14_reg`` (a DINOv2 ViT with registers, width ``embed_dim``, ``dino_depth`` blocks,
+    ``dino_heads`` heads; VGGT-1B: ViT-L/14) or ``conv`` (one strided convolution; tiny test models)."""
+    dino_depth: int = 24
+    """Blocks of the DINOv2 patch embedding (ViT-L: 24)."""
+    dino_heads: int = 16
+    """Attention heads of the DINOv2 patch embedding (ViT-L: 16)."""
     camera_trunk_depth: int = 4
     """Blocks in the camera head trunk."""
+    camera_heads: int = 16
+    """Attention heads of the camera head trunk blocks (official: 16)."""
     dpt_features: int = 256
     """DPT fusion width."""
     dpt_out_channels: list[int] = field(default_factory=lambda: [256, 512, 1024, 1024])
@@ -53,7 +60,15 @@ class VGGTConfig:
     @classmethod
     def tiny(cls) -> VGGTConfig:
         return cls(img_size=56, embed_dim=32, depth=4, num_heads=2, patch_embed="conv", camera_trunk_depth=1,
-                   dpt_features=16, dpt_out_channels=[8, 16, 32, 32], dpt_layers=[0, 1, 2, 3])
+                   camera_heads=2, dpt_features=16, dpt_out_channels=[8, 16, 32, 32], dpt_layers=[0, 1, 2, 3])
+
+    def __post_init__(self) -> None:
+        if self.patch_embed != "conv" and not self.patch_embed.startswith("dinov2"):
+            raise ValueError(f"patch_embed must be 'conv' or 'dinov2_*', not {self.patch_embed!r}")
+        if len(self.dpt_layers) != 4 or len(self.dpt_out_channels) != 4:
+            raise ValueError("the DPT head reads exactly 4 layers with 4 projection widths")
+        if not all(0 <= i < self.depth for i in self.dpt_layers):
+            raise ValueError(f"dpt_layers {self.dpt_layers} outside the aggregator's {self.depth} layers")
 
 
 class Aggregator(nn.Module):
@@ -62,7 +77,7 @@ class Aggregator(nn.Module):
         d = cfg.embed_dim
         self.patch_size, self.reg = cfg.patch_size, cfg.num_register_tokens
         self.patch_embed = PatchEmbed(cfg.patch_size, d) if cfg.patch_embed == "conv" else \
-            DinoV2(cfg.img_size, cfg.patch_size, d, 24, 16, cfg.num_register_tokens)
+            DinoV2(cfg.img_size, cfg.patch_size, d, cfg.dino_depth, cfg.dino_heads, cfg.num_register_tokens)
         self.rope = RoPE2D(100.0)
         self.frame_blocks = nn.ModuleList(Block(d, cfg.num_heads, qk_norm=True, rope=self.rope) for _ in range(cfg.depth))
         self.global_blocks = nn.ModuleList(Block(d, cfg.num_heads, qk_norm=True, rope=self.rope) for _ in range(cfg.depth))
@@ -103,11 +118,12 @@ class Aggregator(nn.Module):
 
 
 class CameraHead(nn.Module):
-    """Iterative pose refinement on the camera token of the last layer (adaLN-modulated trunk)."""
+    """Iterative pose refinement on the camera token of the last layer (adaLN-modulated trunk).
+    LayerNorm eps 1e-5 everywhere except the adaptive modulation norm (1e-6), as in the official code."""
 
     def __init__(self, dim_in: int, trunk_depth: int, heads: int) -> None:
         super().__init__()
-        self.token_norm, self.trunk_norm = LayerNorm(dim_in), LayerNorm(dim_in)
+        self.token_norm, self.trunk_norm = nn.LayerNorm(dim_in, eps=DEFAULT_EPS), nn.LayerNorm(dim_in, eps=DEFAULT_EPS)
         self.trunk = nn.Sequential(*(Block(dim_in, heads, init_values=0.01) for _ in range(trunk_depth)))
         self.empty_pose_tokens = nn.Parameter(torch.zeros(1, 1, 9))
         self.embed_pose = nn.Linear(9, dim_in)
@@ -133,16 +149,19 @@ class VGGT(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.aggregator = Aggregator(cfg)
-        self.camera_head = CameraHead(2 * cfg.embed_dim, cfg.camera_trunk_depth, cfg.num_heads)
+        self.camera_head = CameraHead(2 * cfg.embed_dim, cfg.camera_trunk_depth, cfg.camera_heads)
         self.depth_head = DPTHead(2 * cfg.embed_dim, cfg.dpt_features, cfg.dpt_out_channels, cfg.dpt_layers,
                                   cfg.patch_size)
 
-    def forward(self, images: torch.Tensor, layers: Sequence[int] = (), frames_chunk: int = 8) -> dict:
+    def forward(self, images: torch.Tensor, layers: Sequence[int] = (), frames_chunk: int = 8,
+                bf16: bool | None = None) -> dict:
+        """``bf16``: run the aggregator under bfloat16 autocast (default: on CUDA only); heads always fp32."""
         if images.ndim == 4:
             images = images[None]
         b, s, _, h, w = images.shape
         keep = {*self.cfg.dpt_layers, self.cfg.depth - 1, *layers}
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if images.is_cuda else torch.autocast("cpu", enabled=False)
+        bf16 = images.is_cuda if bf16 is None else bf16
+        autocast = torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16)
         with autocast:
             out = self.aggregator(images, keep)
         out = {k: v.float() for k, v in out.items()}

@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from geovr.extract.teachers.base import ClipContext, TeacherOutput
+from geovr.extract.teachers.base import ClipContext, TeacherOutput, reduce_features
 from geovr.extract.teachers.vggt.model import VGGT, VGGTConfig
 from geovr.shared.geometry import pose_enc_to_extri_intri
 from geovr.shared.schema import TeacherInfo
+
+if TYPE_CHECKING:
+    from geovr.shared.features import FeatureSpec
 
 DROPPED_PREFIXES = ("point_head.", "track_head.")
 """Official checkpoint parts the teacher never runs; dropped before the strict load."""
@@ -67,15 +71,19 @@ def load_vggt(weights: str | Path | None, config: VGGTConfig) -> tuple[VGGT, str
 class VGGTTeacher:
     """VGGT behind the ``Teacher`` protocol (frozen, inference mode)."""
 
-    def __init__(self, model: VGGT, version: str, weights_sha256: str, device: str, layers: Sequence[int]) -> None:
+    def __init__(self, model: VGGT, version: str, weights_sha256: str, device: str, layers: Sequence[int],
+                 random_init: bool = False) -> None:
         self.model = model.to(device).eval().requires_grad_(False)
         self.device = device
         self.patch_size = model.cfg.patch_size
         self.info = TeacherInfo(name="vggt", version=version, weights_sha256=weights_sha256,
-                                feature_layers=tuple(layers))
+                                feature_layers=tuple(layers), num_layers=model.cfg.depth, random_init=random_init)
 
     @torch.inference_mode()
-    def __call__(self, frames: torch.Tensor, layers: Sequence[int], context: ClipContext | None = None) -> TeacherOutput:
+    def __call__(self, frames: torch.Tensor, layers: Sequence[int], context: ClipContext | None = None,
+                 spec: FeatureSpec | None = None) -> TeacherOutput:
+        """Features: full float32 ``[S, h, w, 2C]``, or with ``spec`` reduced on the device before the copy to
+        the host (channel half, pooling, cast: ~8-16x less traffic than the full layers)."""
         s, _, h, w = frames.shape
         if h % self.patch_size or w % self.patch_size:
             raise ValueError(f"frame size {h}x{w} is not a multiple of VGGT's patch size {self.patch_size}")
@@ -87,13 +95,22 @@ class VGGTTeacher:
         return TeacherOutput(
             pose_enc=pose, extrinsics=torch.from_numpy(e).float(), intrinsics=torch.from_numpy(k).float(),
             depth=out["depth"][0].float().cpu(), depth_conf=out["depth_conf"][0].float().cpu(),
-            features={i: f[0].float().cpu() for i, f in out["features"].items()},
+            features={i: (reduce_features(f[0], spec) if spec is not None else f[0].float()).cpu()
+                      for i, f in out["features"].items()},
+            features_spec=spec,
         )
 
 
 def build(weights: str | None = None, config: str | VGGTConfig = "vggt_1b", device: str | None = None,
-          seed: int = 0, layers: Sequence[int] = (4, 11, 17, 23), **_: object) -> VGGTTeacher:
-    """Registry factory. ``weights=None`` builds a seeded random model (tests, benchmarks) and says so."""
+          seed: int = 0, layers: Sequence[int] = (4, 11, 17, 23), random_init: bool = False,
+          **_: object) -> VGGTTeacher:
+    """Registry factory. Without ``weights`` it refuses unless ``random_init=True`` (a seeded random model for
+    tests, demos and benchmarks, recorded as ``TeacherInfo.random_init``)."""
+    if weights is None and not random_init:
+        raise ValueError("VGGT needs weights (a checkpoint file or hub id); pass random_init=True to run an "
+                         "untrained model on purpose")
+    if weights is not None and random_init:
+        raise ValueError("weights and random_init=True exclude each other")
     cfg = config if isinstance(config, VGGTConfig) else getattr(VGGTConfig, config)()
     if isinstance(config, str) and config == "tiny":
         layers = tuple(i for i in layers if i < cfg.depth) or tuple(range(cfg.depth))
@@ -101,4 +118,5 @@ def build(weights: str | None = None, config: str | VGGTConfig = "vggt_1b", devi
     model, sha = load_vggt(weights, cfg)
     name = config if isinstance(config, str) else "custom"
     version = f"{name}-random-seed{seed}" if weights is None else f"{name}:{Path(str(weights)).name}"
-    return VGGTTeacher(model, version, sha, device or ("cuda" if torch.cuda.is_available() else "cpu"), layers)
+    return VGGTTeacher(model, version, sha, device or ("cuda" if torch.cuda.is_available() else "cpu"), layers,
+                       random_init=weights is None)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from geovr.extract.seek import NotIndexable, index_packets, read_sparse, stream_fps
 from geovr.shared.schema import ResizeSpec
+from geovr.shared.seek import NotIndexable, index_packets, read_sparse, stream_fps
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 """Files of an image-folder clip (sorted by name = frame order)."""
