@@ -112,11 +112,15 @@ class ZarrShardReader:
         return np.asarray(arr[...], dtype=np.int64)
 
     def _check_chunks(self, name: str, arr: Any) -> None:
-        """Chunk and shard shapes may not exceed the array's own shape (they decide allocation on read)."""
-        for what in ("chunks", "shards"):
-            grid = getattr(arr, what, None)
-            if grid is not None and any(c > max(d, 1) for c, d in zip(grid, arr.shape, strict=False)):
-                raise CorruptStoreError(f"{self.url}: array {name!r} {what} {grid} exceed its shape {arr.shape}")
+        """Chunks may not exceed the array's own shape, nor shards that shape rounded up to whole chunks (they
+        decide allocation on read)."""
+        chunks = tuple(arr.chunks)
+        limit = tuple(max(d, 1) for d in arr.shape)
+        if len(chunks) != len(limit) or any(c > d for c, d in zip(chunks, limit, strict=True)):
+            raise CorruptStoreError(f"{self.url}: array {name!r} chunks {chunks} exceed its shape {arr.shape}")
+        shards = getattr(arr, "shards", None)
+        if shards is not None and any(s > -(-d // c) * c for s, c, d in zip(shards, chunks, limit, strict=False)):
+            raise CorruptStoreError(f"{self.url}: array {name!r} shards {shards} exceed its shape {arr.shape}")
 
     def array_info(self, name: str) -> tuple[Any, tuple[int, ...]]:
         """``(dtype, shape)`` of a stored array from its metadata, nothing read."""

@@ -230,3 +230,19 @@ def test_item03_hash_cache_avoids_rehashing(store_copy, tmp_path, monkeypatch) -
     victim.write_bytes(victim.read_bytes()[:-1] + b"\0")  # same size, new content: the stamp changes, rehashed
     bad = StoreReader(root).verify_all_shards()
     assert list(bad) == ["r000-00000"] and "sha256" in bad["r000-00000"] and calls
+
+
+def test_item06_chunk_grid_bounds(tmp_path) -> None:
+    """Shards may round the shape up to whole chunks (the writer does); chunks larger than the array may not."""
+    import zarr
+
+    from geovr.shared.stores.zarr_shard import ZarrShardReader
+
+    g = zarr.open_group(zarr.storage.LocalStore(str(tmp_path / "g")), mode="w", zarr_format=3)
+    g.create_array("ok", shape=(3,), chunks=(2,), shards=(4,), dtype="uint8")
+    g.create_array("big", shape=(3,), chunks=(8,), dtype="uint8")
+    reader = ZarrShardReader.__new__(ZarrShardReader)
+    reader.url, reader.group = "g", g
+    reader.array_info("ok")
+    with pytest.raises(CorruptStoreError, match="'big' chunks"):
+        reader.array_info("big")
