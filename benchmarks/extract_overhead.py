@@ -64,8 +64,9 @@ def decode_all(corpus: Path, sampling):
         if "error" in item:
             raise SystemExit(f"{item['row'].uri}: {item['error']}")
         row, plan = item["row"], item["plan"]
-        x = torch.from_numpy(item["frames"]).permute(0, 3, 1, 2).float().div(255.0)
-        ctx = ClipContext(clip_id=row.clip_id, frame_indices=plan.indices, resize=plan.resize, gt_dir=row.gt_dir)
+        x = torch.from_numpy(item["teacher_frames"]).permute(0, 3, 1, 2).float().div(255.0)
+        ctx = ClipContext(clip_id=row.clip_id, frame_indices=plan.indices, resize=plan.teacher_view,
+                          gt_dir=row.gt_dir)
         out.append((x, ctx))
     return out
 

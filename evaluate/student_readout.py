@@ -39,7 +39,7 @@ def readout_metrics(export_dir: str, ref_root: str, alignment: str = "median", t
         pred = {k: v.float().cpu().numpy() for k, v in student.predict(sample, clip.depth.shape[1:]).items()}
         t = len(pred["pose_enc"])
         pose = np.concatenate([pred["pose_enc"][:, :7], np.maximum(pred["pose_enc"][:, 7:], 1e-3)], -1)
-        extr, _ = pose_enc_to_extri_intri(pose, clip.resize.out_hw)
+        extr, _ = pose_enc_to_extri_intri(pose, clip.teacher_view.out_hw)  # pose_enc refers to the teacher input
         per_clip[cid] = clip_metrics(extr, pred["depth"], float(pred["metric_scale"]), clip.extrinsics[::step][:t],
                                      clip.depth[::step][:t], clip.metric_scale, alignment, threshold,
                                      where=f"clip {cid!r}")

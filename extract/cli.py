@@ -28,7 +28,18 @@ def extract(
     num_frames: Annotated[int, typer.Option(help="Fixed frames per clip (overrides --fps).")] = 0,
     min_frames: Annotated[int, typer.Option(help="Fewest frames per clip.")] = 4,
     max_frames: Annotated[int, typer.Option(help="Most frames per clip.")] = 32,
-    longest_edge: Annotated[int, typer.Option(help="Teacher input longest edge (px).")] = 504,
+    index_rule: Annotated[str, typer.Option(help="Which frames: uniform (bin centres) | linspace (the Qwen3-VL "
+                                                  "processor's, the paper's).")] = "uniform",
+    even: Annotated[bool, typer.Option("--even/--no-even", help="Round the frame count down to even.")] = True,
+    longest_edge: Annotated[int, typer.Option(help="Teacher input longest edge (px); 0 = the mode's default "
+                                                    "(504 stretch/center_crop, 518 vggt_crop).")] = 0,
+    teacher_mode: Annotated[str, typer.Option(help="Teacher input from the student frames: stretch (paper) | "
+                                                    "center_crop | vggt_crop.")] = "stretch",
+    student_tokens: Annotated[int, typer.Option(help="Student pixel budget: merged tokens per frame at "
+                                                      "--max-frames frames (paper: 300).")] = 300,
+    student_patch: Annotated[int, typer.Option(help="Student merged patch in px: 32 Qwen3-VL, 28 Qwen2.5-VL.")] = 32,
+    student_budget: Annotated[str, typer.Option(help="clip: budget shared by the clip's frames (Qwen3-VL) | "
+                                                      "frame: per frame (Qwen2.5-VL).")] = "clip",
     clips_per_shard: Annotated[int, typer.Option(help="Clips per shard.")] = 16,
     workers: Annotated[int, typer.Option(help="Decoding workers.")] = 2,
     device: Annotated[str, typer.Option(help="Teacher device (default: cuda if available).")] = "",
@@ -61,8 +72,12 @@ def extract(
     from geovr.extract.runner import PRESETS, ExtractConfig, rank_from_env, run_extract, summary
     from geovr.shared.sampling import SamplingConfig
 
-    sampling = SamplingConfig(fps=fps, num_frames=num_frames, min_frames=min_frames, max_frames=max_frames,
-                              longest_edge=longest_edge)
+    try:
+        sampling = SamplingConfig(fps=fps, num_frames=num_frames, min_frames=min_frames, max_frames=max_frames,
+                                  index_rule=index_rule, even=even, longest_edge=longest_edge, teacher_mode=teacher_mode, student_tokens=student_tokens,
+                                  student_patch=student_patch, student_budget=student_budget)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     if plan_only:
         from geovr.extract.plan import plan
 

@@ -107,13 +107,14 @@ class _ClipSource:
         try:
             info = probe(row.uri)
             plan = plan_sampling(info.num_frames, info.fps, info.hw, self.sampling, row.start_frame, row.end_frame)
-            frames = crop_resize(read_frames(row.uri, plan.indices, info.hw), plan.resize)
+            frames = crop_resize(read_frames(row.uri, plan.indices, info.hw), plan.resize)  # the student's frames
+            teacher_frames = crop_resize(frames, plan.teacher)  # derived from exactly those
         except (VideoError, ValueError, OSError) as exc:
             return {"row": row, "error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - any other decode failure fails this clip only
             return {"row": row, "error": f"{row.uri}: cannot decode ({type(exc).__name__}: {exc})"}
         video = VideoRef(uri=str(row.uri), sha256=info.sha256, fps=info.fps, num_frames=info.num_frames)
-        return {"row": row, "plan": plan, "frames": frames, "video": video}
+        return {"row": row, "plan": plan, "frames": frames, "teacher_frames": teacher_frames, "video": video}
 
 
 def _identity(batch: list[Any]) -> Any:
@@ -148,7 +149,9 @@ class _ShardWriterThread(threading.Thread):
 
     @staticmethod
     def _key(clip: Any) -> tuple:
-        return (clip.resize.out_hw, clip.depth.shape[1:], tuple(sorted((k, v.shape[1:]) for k, v in clip.features.items())))
+        teacher_hw = clip.teacher_input.out_hw if clip.teacher_input else None
+        return (clip.resize.out_hw, teacher_hw, clip.depth.shape[1:],
+                tuple(sorted((k, v.shape[1:]) for k, v in clip.features.items())))
 
     def _flush(self, key: tuple | None) -> None:
         clips = self.groups.pop(key, []) if key is not None else []
@@ -306,15 +309,16 @@ def _run(cfg: ExtractConfig, writer: Any, rows: list[CorpusRow], teacher: Any, l
             continue
         plan, frames = item["plan"], item["frames"]
         try:
-            x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255.0)
-            ctx = ClipContext(clip_id=row.clip_id, frame_indices=plan.indices, resize=plan.resize, gt_dir=row.gt_dir)
+            x = torch.from_numpy(item["teacher_frames"]).permute(0, 3, 1, 2).float().div(255.0)
+            ctx = ClipContext(clip_id=row.clip_id, frame_indices=plan.indices, resize=plan.teacher_view,
+                              gt_dir=row.gt_dir)
             out = teacher(x, layers, ctx, spec=header.features)  # features reduced on the teacher's device
             scale, source, scale_model, sky_masked = float("nan"), "none", "", False
             want = cfg.scale_from
             if out.metric_scale is not None and want == "auto":
                 scale, source = float(out.metric_scale), "oracle"
             elif row.gt_dir is not None and want in ("auto", "ground_truth"):
-                scale, source = ground_truth_scale(row.gt_dir, plan.indices, plan.resize, out.depth.numpy(),
+                scale, source = ground_truth_scale(row.gt_dir, plan.indices, plan.teacher_view, out.depth.numpy(),
                                                    out.depth_conf.numpy()), "ground_truth"
             elif metric_model is not None:
                 scale, sky_masked = metric_teacher_scale(metric_model, x, out.depth.numpy(), out.depth_conf.numpy(),
@@ -326,6 +330,8 @@ def _run(cfg: ExtractConfig, writer: Any, rows: list[CorpusRow], teacher: Any, l
             continue
         thread.put(("clip", dict(clip_id=row.clip_id, video=item["video"], frame_indices=plan.indices,
                                    timestamps=plan.timestamps, resize=plan.resize, frames=frames, out=out,
+                                   teacher_input=plan.teacher, teacher_mode=plan.teacher_mode,
+                                   start_frame=plan.start_frame, end_frame=plan.end_frame,
                                    header=header, metric_scale=scale, scale_source=source, scale_model=scale_model,
                                    scale_sky_masked=sky_masked)))
         stored += 1

@@ -1,5 +1,5 @@
 """Teacher output -> ``ClipTargets``: feature channel half, pooling and encoding, depth dtype and
-resolution, the JPEG frames the teacher saw, and the metric scale with its source."""
+resolution, the JPEG frames the student sees (the teacher's input was derived from them), and the metric scale with its source."""
 
 from __future__ import annotations
 
@@ -35,8 +35,15 @@ def build_targets(
     scale_source: str,
     scale_model: str = "",
     scale_sky_masked: bool = False,
+    teacher_input: ResizeSpec | None = None,
+    teacher_mode: str = "",
+    start_frame: int = 0,
+    end_frame: int | None = None,
 ) -> ClipTargets:
-    """Assemble one clip's targets as the store header prescribes; raises ``ValueError`` on non-finite output."""
+    """Assemble one clip's targets as the store header prescribes; raises ``ValueError`` on non-finite output.
+
+    ``frames`` are the stored (student) frames ``[S, h, w, 3]``; ``out`` refers to the teacher input
+    ``teacher_input`` made from them."""
     spec = header.features
     reduced = out.features_spec is not None
     if reduced and out.features_spec != spec:
@@ -80,8 +87,9 @@ def build_targets(
         intrinsics=out.intrinsics.float().numpy(), depth=depth.astype(ddt), depth_conf=conf.astype(ddt),
         metric_scale=metric_scale if math.isfinite(metric_scale) else float("nan"),
         scale_source=scale_source if math.isfinite(metric_scale) else "none",
-        scale_model=scale_model, scale_sky_masked=scale_sky_masked and math.isfinite(metric_scale), features=feats, feature_scales=scales, feature_pca_mean=pca_mean,
-        feature_pca_basis=pca_basis,
+        scale_model=scale_model, scale_sky_masked=scale_sky_masked and math.isfinite(metric_scale),
+        features=feats, feature_scales=scales, feature_pca_mean=pca_mean, feature_pca_basis=pca_basis,
+        teacher_input=teacher_input, teacher_mode=teacher_mode, start_frame=start_frame, end_frame=end_frame,
     )
     clip.validate()
     return clip

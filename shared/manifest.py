@@ -366,12 +366,14 @@ def target_specs(header: StoreHeader) -> list[TargetSpec]:
         TargetSpec("pose_enc", "float32", ["S", "9"], "t: depth units; quaternion xyzw; fov_h, fov_w: radians",
                    "VGGT absT_quaR_FoV"),
         TargetSpec("extrinsics", "float32", ["S", "3", "4"], "depth units", cam),
-        TargetSpec("intrinsics", "float32", ["S", "3", "3"], "pixels of the stored frames", "pinhole K"),
+        TargetSpec("intrinsics", "float32", ["S", "3", "3"], "pixels of the teacher input (clip teacher_input.out_hw)",
+                   "pinhole K"),
         TargetSpec("depth", ddt, ["S", "Hd", "Wd"], "teacher depth units (metres = metric_scale * depth)",
-                   "z along the optical axis; 0 = invalid"),
+                   "z along the optical axis on the teacher input's pixel grid; 0 = invalid"),
         TargetSpec("depth_conf", ddt, ["S", "Hd", "Wd"], "teacher confidence", "VGGT: 1 + exp(c) >= 1"),
         TargetSpec("frames", "uint8", ["S", "bytes"], header.frame_encoding,
-                   "encoded images the teacher saw (zarr: concatenated bytes + frame_offsets)"),
+                   "encoded images the student sees, at its resolution (clip resize.out_hw); the teacher input "
+                   "was derived from them (clip teacher_input) (zarr: concatenated bytes + frame_offsets)"),
     ]
     fdt = str(stored_numpy_dtype(header.features.dtype))
     for layer in header.features.layers:

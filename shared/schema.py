@@ -1,4 +1,4 @@
-"""Target schema v1: what one clip's cached teacher targets are.
+"""Target schema v2: what one clip's cached teacher targets are.
 
 This is the contract between stage one (``geovr extract`` writes it), stage two (``geovr
 train`` reads it), the stores (Zarr / WebDataset hold exactly these fields) and other labs
@@ -6,11 +6,20 @@ train`` reads it), the stores (Zarr / WebDataset hold exactly these fields) and 
 
 Conventions (all fields):
 
-- ``S`` frames per clip, ``H x W`` the teacher input resolution in pixels (the resolution
-  depth is stored at unless ``depth_hw`` says otherwise), ``h x w`` a feature grid.
+- ``S`` frames per clip. Two resolutions (schema 2.0): the **stored frames** are the frames the
+  *student* sees, at the student's resolution (``ClipTargets.resize.out_hw``, both sides multiples
+  of the student's merged patch); the **teacher input** ``H x W`` (``ClipTargets.teacher_input.out_hw``)
+  was derived from exactly those frames by the store's ``sampling.teacher_mode``
+  (``geovr.shared.sampling``). ``h x w`` is a feature grid.
+- **Every target refers to the teacher input pixels**: intrinsics (principal point included),
+  depth and depth confidence (at ``H x W``, or ``H // d x W // d`` with the header's
+  ``depth_downsample``) and the feature grid (``H / 14 / pool`` x ``W / 14 / pool`` for VGGT). A
+  consumer that needs them on the stored frames maps them back with ``teacher_input`` (a crop box
+  in stored-frame pixels, then a resize).
 - Extrinsics are **OpenCV camera-from-world** ``[R | t]`` (x right, y down, z forward),
   with **frame 0 = world** (``extrinsics[0] == [I | 0]``).
-- Intrinsics are in **pixels of the stored frames** (``frame_hw``), principal point included.
+- Intrinsics are in **pixels of the teacher input** (``teacher_input.out_hw``), principal point
+  included, pixel centres at integer coordinates.
 - ``pose_enc`` is VGGT's ``absT_quaR_FoV``: ``[tx, ty, tz, qx, qy, qz, qw, fov_h, fov_w]``,
   quaternion scalar-last, FoV in radians, translation in the same units as ``depth``.
 - ``depth`` is z-depth along the optical axis in the **teacher's scale** (VGGT: normalised so
@@ -29,8 +38,10 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = "1.0"
-"""Target schema version, ``MAJOR.MINOR``. A reader refuses a newer major, warns on a newer minor."""
+SCHEMA_VERSION = "2.0"
+"""Target schema version, ``MAJOR.MINOR``. A reader refuses any other major, warns on a newer minor.
+2.0: stored frames are the student's (``resize``), the teacher input is recorded separately
+(``teacher_input``) and every target refers to it; clips record their source range."""
 
 SCALE_SOURCES = ("ground_truth", "metric_teacher", "oracle", "none")
 """Allowed ``ClipTargets.scale_source`` values (``metric_teacher`` carries the model in ``scale_model``)."""
@@ -69,36 +80,59 @@ class TeacherInfo:
         )
 
 
+def _num(x: Any) -> int | float:
+    """An integral value as ``int``, else ``float`` (crop boxes keep their JSON form stable)."""
+    f = float(x)
+    return int(f) if f.is_integer() else f
+
+
 @dataclass(frozen=True)
 class ResizeSpec:
-    """How the decoded source frames were turned into the stored frames.
+    """One crop + resize: ``crop_box`` of the input (pixel-edge coordinates, maybe fractional), resized to ``out_hw``.
 
-    Order: centre-crop the source to ``crop_box`` (in source pixels), then resize to
-    ``out_hw`` with ``interpolation``. Intrinsics refer to the output pixels.
+    Used twice per clip: ``ClipTargets.resize`` (decoded source -> stored student frames, whole
+    frame) and ``ClipTargets.teacher_input`` (stored frames -> teacher input). A fractional box is
+    resampled as PIL's ``resize(box=...)`` does, i.e. the same pixels as resizing the whole input
+    and cropping an integer box of the result (VGGT's ``crop`` mode).
     """
 
     src_hw: tuple[int, int]
-    """Decoded source frame size ``(height, width)`` in pixels."""
-    crop_box: tuple[int, int, int, int]
-    """``(top, left, height, width)`` of the region kept, in source pixels (full frame if no crop)."""
+    """Input frame size ``(height, width)`` in pixels."""
+    crop_box: tuple[float, float, float, float]
+    """``(top, left, height, width)`` of the region kept, in input pixels (full frame if no crop)."""
     out_hw: tuple[int, int]
-    """Stored frame size ``(height, width)`` in pixels (the teacher input size)."""
+    """Output frame size ``(height, width)`` in pixels."""
     interpolation: str = "bicubic"
     """Resampling filter used for the resize (``bicubic`` as in VGGT's preprocessing)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "src_hw": list(self.src_hw),
-            "crop_box": list(self.crop_box),
+            "crop_box": [_num(x) for x in self.crop_box],
             "out_hw": list(self.out_hw),
             "interpolation": self.interpolation,
         }
+
+    def then(self, second: ResizeSpec) -> ResizeSpec:
+        """One crop + resize equal to this one followed by ``second`` (``second.src_hw`` must be ``out_hw``).
+
+        Exact in the pixel-edge convention of ``geovr.shared.geometry.crop_resize_intrinsics``: each
+        hop is the affine map ``x -> (x - box_start) * out / box_size``, and so is their chain.
+        """
+        if tuple(second.src_hw) != tuple(self.out_hw):
+            raise ValueError(f"cannot chain resizes: {tuple(self.out_hw)} output into a {tuple(second.src_hw)} input")
+        t1, l1, h1, w1 = self.crop_box
+        t2, l2, h2, w2 = second.crop_box
+        sy, sx = h1 / self.out_hw[0], w1 / self.out_hw[1]  # input pixels per intermediate pixel
+        box = (t1 + t2 * sy, l1 + l2 * sx, h2 * sy, w2 * sx)
+        return ResizeSpec(src_hw=tuple(self.src_hw), crop_box=tuple(_num(v) for v in box),  # type: ignore[arg-type]
+                          out_hw=tuple(second.out_hw), interpolation=second.interpolation)  # type: ignore[arg-type]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ResizeSpec:
         return cls(
             src_hw=tuple(int(x) for x in d["src_hw"]),  # type: ignore[arg-type]
-            crop_box=tuple(int(x) for x in d["crop_box"]),  # type: ignore[arg-type]
+            crop_box=tuple(_num(x) for x in d["crop_box"]),  # type: ignore[arg-type]
             out_hw=tuple(int(x) for x in d["out_hw"]),  # type: ignore[arg-type]
             interpolation=str(d.get("interpolation", "bicubic")),
         )
@@ -143,17 +177,19 @@ class ClipTargets:
     timestamps: np.ndarray
     """float64 ``[S]``: presentation time of each sampled frame, seconds from the source start."""
     resize: ResizeSpec
-    """Crop and resize applied to every sampled frame."""
+    """Decoded source -> stored frames: the student's resolution (``out_hw``), whole frame."""
     frames: list[bytes]
-    """``S`` encoded images (JPEG or PNG bytes) of exactly the frames the teacher saw, at ``resize.out_hw``."""
+    """``S`` encoded images (JPEG or PNG bytes) of the frames the student sees, at ``resize.out_hw``;
+    the teacher's input is ``teacher_input`` applied to exactly these frames (before encoding)."""
     pose_enc: np.ndarray
     """float32 ``[S, 9]``: ``absT_quaR_FoV`` (t xyz, quaternion xyzw, fov_h, fov_w in radians)."""
     extrinsics: np.ndarray
     """float32 ``[S, 3, 4]``: OpenCV camera-from-world, frame 0 = world, translation in depth units."""
     intrinsics: np.ndarray
-    """float32 ``[S, 3, 3]``: pinhole intrinsics in pixels of the stored frames."""
+    """float32 ``[S, 3, 3]``: pinhole intrinsics in pixels of the teacher input (``teacher_input.out_hw``)."""
     depth: np.ndarray
-    """float16/float32 ``[S, Hd, Wd]``: z-depth in teacher units (``metres = metric_scale * depth``); 0 = invalid."""
+    """float16/float32 ``[S, Hd, Wd]``: z-depth in teacher units (``metres = metric_scale * depth``) on the teacher
+    input's pixel grid (``Hd = H // depth_downsample``); 0 = invalid."""
     depth_conf: np.ndarray
     """float16/float32 ``[S, Hd, Wd]``: teacher confidence (VGGT: ``1 + exp(c)`` >= 1; oracle: 1 valid / 0 invalid)."""
     metric_scale: float
@@ -172,6 +208,20 @@ class ClipTargets:
     """For PCA-reduced features only: teacher layer -> float32 ``[C]`` mean of the clip's tokens."""
     feature_pca_basis: dict[int, np.ndarray] = field(default_factory=dict)
     """For PCA-reduced features only: teacher layer -> float16 ``[k, C]`` orthonormal basis (stored ``k``-dim codes)."""
+    teacher_input: ResizeSpec | None = None
+    """Stored (student) frames -> teacher input (``src_hw == resize.out_hw``, ``out_hw`` = ``H x W`` every target
+    refers to); None only for hand-built clips whose teacher saw the stored frames unchanged."""
+    teacher_mode: str = ""
+    """``geovr.shared.sampling.SamplingConfig.teacher_mode`` that made ``teacher_input`` (``stretch`` ...)."""
+    start_frame: int = 0
+    """First source frame of the clip's range (inclusive; the corpus row's ``start_frame``)."""
+    end_frame: int | None = None
+    """End of the clip's source range (exclusive), resolved against ``video.num_frames``; None = the source's end."""
+
+    @property
+    def teacher_view(self) -> ResizeSpec:
+        """Decoded source -> teacher input in one crop + resize (the pixels every target refers to)."""
+        return self.resize if self.teacher_input is None else self.resize.then(self.teacher_input)
 
     def decoded_features(self, dtype: str) -> dict[int, np.ndarray]:
         """Teacher layer -> float32 ``[S, h, w, C]`` features in the teacher's channel space
@@ -213,6 +263,9 @@ class ClipTargets:
                 raise bad(f"{name} has shape {tuple(arr.shape)}, expected {shape}")
             if not np.all(np.isfinite(arr)):
                 raise bad(f"{name} has non-finite values")
+        if self.teacher_input is not None and tuple(self.teacher_input.src_hw) != tuple(self.resize.out_hw):
+            raise bad(f"teacher_input starts from {tuple(self.teacher_input.src_hw)} frames, but the stored frames are "
+                      f"{tuple(self.resize.out_hw)}")
         if np.any(np.diff(self.frame_indices) <= 0):
             raise bad("frame_indices must be strictly increasing")
         if len(self.frames) != s:
@@ -249,6 +302,10 @@ class ClipTargets:
             "frame_indices": [int(i) for i in self.frame_indices],
             "timestamps": [float(t) for t in self.timestamps],
             "resize": self.resize.to_dict(),
+            "teacher_input": None if self.teacher_input is None else {**self.teacher_input.to_dict(),
+                                                                      "mode": self.teacher_mode},
+            "start_frame": int(self.start_frame),
+            "end_frame": None if self.end_frame is None else int(self.end_frame),
             "metric_scale": None if math.isnan(self.metric_scale) else float(self.metric_scale),
             "scale_source": self.scale_source,
             "scale_model": self.scale_model,

@@ -178,15 +178,23 @@ def read_frames(path: str | Path, indices: np.ndarray, hw: tuple[int, int] | Non
 
 
 def crop_resize(frames: np.ndarray, resize: ResizeSpec) -> np.ndarray:
-    """Apply ``resize`` (centre crop, then resize with its filter) to ``[S, H, W, 3]`` uint8 frames."""
+    """Apply ``resize`` to ``[S, H, W, 3]`` uint8 frames: its ``crop_box`` (maybe fractional) resized to ``out_hw``.
+
+    PIL's ``resize(box=...)``: the filter samples the box's own coordinates (neighbours outside the
+    box take part at its edges), so a fractional box gives the pixels of "resize the whole frame,
+    then crop" (VGGT's ``crop`` mode) and the full box a plain resize.
+    """
     from PIL import Image
 
-    top, left, ch, cw = resize.crop_box
+    top, left, ch, cw = (float(x) for x in resize.crop_box)
     oh, ow = resize.out_hw
+    if tuple(frames.shape[1:3]) != tuple(resize.src_hw):
+        raise ValueError(f"frames are {tuple(frames.shape[1:3])}, the resize expects {tuple(resize.src_hw)}")
     filt = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}[resize.interpolation]
-    out = [
-        np.asarray(Image.fromarray(f[top : top + ch, left : left + cw]).resize((ow, oh), filt)) for f in frames
-    ]
+    box = (left, top, left + cw, top + ch)
+    if (oh, ow) == tuple(frames.shape[1:3]) and box == (0, 0, frames.shape[2], frames.shape[1]):
+        return np.ascontiguousarray(frames)
+    out = [np.asarray(Image.fromarray(f).resize((ow, oh), filt, box=box)) for f in frames]
     return np.stack(out)
 
 

@@ -43,13 +43,15 @@ def test_oracle_extraction_equals_ground_truth(synth_corpus, tmp_path, fmt):
         e_gt = relative_to_first(np.load(gt / "extrinsics.npy")[idx])
         np.testing.assert_allclose(clip.extrinsics, e_gt, atol=1e-5)
         np.testing.assert_allclose(clip.extrinsics[0], np.eye(3, 4), atol=1e-6)
-        k_gt = crop_resize_intrinsics(np.load(gt / "intrinsics.npy")[idx], clip.resize.crop_box, clip.resize.out_hw)
+        view = clip.teacher_view  # source -> teacher input: the pixels every target refers to
+        k_gt = crop_resize_intrinsics(np.load(gt / "intrinsics.npy")[idx], view.crop_box, view.out_hw)
         np.testing.assert_allclose(clip.intrinsics, k_gt, rtol=1e-5)
-        d_gt = resample_nearest(np.load(gt / "depth.npy")[idx], clip.resize.crop_box, clip.resize.out_hw)
+        d_gt = resample_nearest(np.load(gt / "depth.npy")[idx], view.crop_box, view.out_hw)
         np.testing.assert_allclose(clip.depth.astype(np.float32), d_gt, rtol=1e-3)  # fp16 storage
         assert clip.metric_scale == 1.0 and clip.scale_source == "oracle"
-        assert clip.resize.out_hw[1] == 112 and clip.resize.out_hw[0] % 28 == 0
-        assert len(clip.frames) == 4 and clip.features[4].shape[:3] == (4, clip.resize.out_hw[0] // 28, 4)
+        assert clip.teacher_input.out_hw[1] == 112 and clip.teacher_input.out_hw[0] % 28 == 0
+        assert clip.resize.out_hw[0] % 32 == 0 and clip.resize.out_hw[1] % 32 == 0  # student frames, Qwen3-VL
+        assert len(clip.frames) == 4 and clip.features[4].shape[:3] == (4, clip.teacher_input.out_hw[0] // 28, 4)
 
 
 def test_corrupt_and_empty_videos_are_recorded_and_the_rest_stored(synth_corpus, tmp_path):
@@ -183,7 +185,7 @@ def test_tiny_vggt_extraction_runs_end_to_end(synth_corpus, tmp_path):
     info = CliRunner().invoke(app, ["shards", "info", str(tmp_path / "v")])
     assert info.exit_code == 0 and info.output.startswith("WARNING: RANDOM-INIT TEACHER"), info.output
     assert clip.scale_source == "ground_truth" and clip.metric_scale > 0  # least squares against GT depth
-    assert clip.features[0].shape[-1] == 32 and clip.depth.shape == (4, *clip.resize.out_hw)
+    assert clip.features[0].shape[-1] == 32 and clip.depth.shape == (4, *clip.teacher_input.out_hw)
 
 
 def test_a_failing_shard_writer_stops_the_job_with_its_error(synth_corpus, tmp_path, monkeypatch):

@@ -57,8 +57,8 @@ def test_pca_store_round_trips_in_both_formats_and_decodes_close_to_the_full_fea
             np.testing.assert_array_equal(cz.feature_pca_basis[layer], cw.feature_pca_basis[layer])
         ref, dec = full[cid].decoded_features("bf16"), cz.decoded_features("int8")
         for layer, x in ref.items():
-            assert dec[layer].shape == x.shape == (4, 3, 4, 64)
-            assert _cos(dec[layer], x).mean() > 0.99  # oracle features: 48 tokens x 64 channels, top 8 kept
+            assert dec[layer].shape == x.shape == (4, 4, 4, 64)  # 128x128 student frames -> 112x112 teacher input
+            assert _cos(dec[layer], x).mean() > 0.99  # oracle features: 64 tokens x 64 channels, top 8 kept
     assert verify_store(stores["pca_wds"]) == []
 
 
@@ -69,7 +69,7 @@ def test_training_data_decodes_pca_targets_to_the_teacher_width(stores, tmp_path
     data = TrainData(DataConfig(stores=[str(stores["pca_zarr"])]), seed=0)
     assert data.teacher_dim == 64
     feats = data.sample(0).targets["features"]
-    assert all(f.shape == (4, 3, 4, 64) and f.dtype == np.float32 for f in feats.values())
+    assert all(f.shape == (4, 4, 4, 64) and f.dtype == np.float32 for f in feats.values())
 
 
 def test_pca_features_decode_with_plain_zarr_as_documented(stores):

@@ -64,16 +64,16 @@ def test_resume_continues_exactly(env, oracle_store, tmp_path):
 
 
 @pytest.mark.parametrize("family", ["tiny-qwen3vl", "tiny-qwen25vl"])
-def test_zero2_two_processes(env, oracle_store, tmp_path, family):
-    store, qa = oracle_store
+def test_zero2_two_processes(env, request, tmp_path, family):
+    store, qa = request.getfixturevalue("oracle_store_q25" if "25" in family else "oracle_store")
     metrics = _train(env, store, qa, tmp_path / "r2", "run.max_steps=2", "run.export=false", f"model.model={family}",
                      nproc=2)
     assert len(metrics) == 2 and all(math.isfinite(m[t]) for m in metrics for t in TERMS)
 
 
 @pytest.mark.parametrize("family", ["tiny-qwen3vl", "tiny-qwen25vl"])
-def test_zero3_one_process(env, oracle_store, tmp_path, family):
-    store, qa = oracle_store
+def test_zero3_one_process(env, request, tmp_path, family):
+    store, qa = request.getfixturevalue("oracle_store_q25" if "25" in family else "oracle_store")
     metrics = _train(env, store, qa, tmp_path / "z3", "run.max_steps=2", "deepspeed.zero_stage=3",
                      f"model.model={family}")
     assert len(metrics) == 2 and all(math.isfinite(m[t]) for m in metrics for t in TERMS)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geovr.shared.sampling import SamplingConfig, check_clip_matches
+from geovr.shared.sampling import SamplingConfig, SamplingMismatch, check_clip_matches, check_student_patch
 from geovr.train.config import DataConfig
 from geovr.train.student.collate import StudentSample
 
@@ -119,26 +119,25 @@ class TrainData:
         raise CorruptStoreError(f"every one of the {len(self.items)} training items is bad; see the warnings above")
 
     def _check_sampling(self, cfg: DataConfig) -> None:
+        """Every store's sampling against the run's (``data.sampling``) or, without one, the stores' against
+        each other. Reads per-clip metadata only (``StoreReader.iter_meta``), never arrays or frames."""
         samplings = {json.dumps(r.header.sampling, sort_keys=True) for r in self.readers}
         if cfg.sampling is None:
             if len(samplings) > 1:
-                raise ValueError(f"stores were extracted with different sampling configs: {sorted(samplings)}")
+                raise SamplingMismatch(f"stores were extracted with different sampling configs: {sorted(samplings)}")
             return
-        from geovr.shared.safety import StoreError
 
         want = SamplingConfig.from_dict(cfg.sampling)
         for r in self.readers:
-            for cid in r.clip_ids:
-                if cid in self.bad:
-                    continue
-                try:
-                    meta = r[cid].meta_dict()
-                except StoreError as e:
-                    if self.on_bad_clip == "stop":
-                        raise
-                    self._mark_bad(cid, str(e))
-                    continue
+            check_student_patch(r.header.sampling, want.student_patch, where=f"{r.url} (run data.sampling)")
+            for meta in r.iter_meta(exclude=self.bad):
                 check_clip_matches(meta, want)
+
+    def check_student(self, merged_patch: int) -> None:
+        """Refuse stores whose frames were sized for another merged patch than the student's
+        (``processor.video_processor.patch_size * merge_size``); the frames go in without a resize."""
+        for r in self.readers:
+            check_student_patch(r.header.sampling, merged_patch, where=str(r.url))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -166,8 +165,17 @@ class TrainData:
         raise StoreError("no good training item left")
 
 
+def merged_patch(processor) -> int:
+    """The student's merged patch in pixels: its video processor's ``patch_size * merge_size``."""
+    vp = getattr(processor, "video_processor", processor)
+    return int(vp.patch_size) * int(getattr(vp, "merge_size", 1))
+
+
 def clip_sample(clip, feature_dtype: str, messages: list[dict] | None = None, targets: bool = True) -> StudentSample:
-    """A cached ``ClipTargets`` as a ``StudentSample``: decoded frames, true timestamps, float32 targets."""
+    """A cached ``ClipTargets`` as a ``StudentSample``: decoded frames, true timestamps, float32 targets.
+
+    The frames are already at the student's resolution (stage one sized them with the processor's own
+    ``smart_resize``), so the sample is ``presized``: the processor must not resize them again."""
     from geovr.shared.stores.clipcheck import decode_frame
 
     frames = [decode_frame(b, clip.resize.out_hw, f"clip {clip.clip_id!r} frame {i}") for i, b in enumerate(clip.frames)]
@@ -181,4 +189,4 @@ def clip_sample(clip, feature_dtype: str, messages: list[dict] | None = None, ta
             tg["features"] = clip.decoded_features(feature_dtype)
     fps = float(1.0 / np.median(np.diff(clip.timestamps))) if len(clip.timestamps) > 1 else 2.0
     return StudentSample(frames=frames, fps=fps, timestamps=np.asarray(clip.timestamps, np.float64),
-                         messages=messages, targets=tg)
+                         messages=messages, targets=tg, presized=True)

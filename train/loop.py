@@ -65,7 +65,7 @@ def train(cfg: TrainConfig) -> dict:  # noqa: C901
     import torch
     from tqdm import tqdm
 
-    from geovr.train.data import TrainData
+    from geovr.train.data import TrainData, merged_patch
     from geovr.train.export import export
     from geovr.train.loader import PreparedSamples, sample_loader
     from geovr.train.student.model import load_student
@@ -84,6 +84,7 @@ def train(cfg: TrainConfig) -> dict:  # noqa: C901
     cfg.model.teacher_layers = data.teacher_layers
     cfg.model.teacher_feature_dim = data.teacher_dim or cfg.model.teacher_feature_dim
     student, processor = load_student(cfg.model, cfg.loss, torch.bfloat16 if bf16 else torch.float32)
+    data.check_student(merged_patch(processor))  # stored frames enter the processor without a resize
     opt = torch.optim.AdamW(
         [{"params": student.student_parameters(), "lr": cfg.optim.lr},
          {"params": student.head_parameters(), "lr": cfg.optim.head_lr}],

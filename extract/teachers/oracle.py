@@ -1,7 +1,9 @@
 """The oracle teacher: the synthetic corpus's exact ground truth in the teacher schema.
 
 It needs no weights and proves the pipeline end to end: poses re-expressed with frame 0 = world,
-intrinsics after the crop/resize, metric depth resampled (nearest) to the teacher input, the
+intrinsics after the source -> teacher-input crop/resize (``ClipContext.resize``: the student resize
+and the teacher-input mode chained, any ``SamplingConfig.teacher_mode``), metric depth resampled
+(nearest) to the teacher input, the
 valid mask as confidence, metric scale 1 (depth is already in metres). Features are a **fixed
 random projection** of each 14x14 pixel patch (seeded per layer, ``tanh``), so they are
 deterministic, image-dependent and learnable by the student's distillation head.
@@ -27,12 +29,14 @@ def _load(gt_dir: Path, name: str) -> np.ndarray:
     return np.load(path, allow_pickle=False, mmap_mode="r")  # a long scan: read only the sampled frames
 
 
-def resample_nearest(depth: np.ndarray, crop_box: tuple[int, int, int, int], out_hw: tuple[int, int]) -> np.ndarray:
-    """Crop ``[S, H, W]`` to ``crop_box`` and resample to ``out_hw`` by nearest pixel centre."""
-    top, left, ch, cw = crop_box
+def resample_nearest(depth: np.ndarray, crop_box: tuple[float, float, float, float],
+                     out_hw: tuple[int, int]) -> np.ndarray:
+    """Resample ``[S, H, W]`` to ``out_hw``: output pixel centre ``i`` maps to source ``top + (i + 0.5) * h / oh``
+    (pixel-edge coordinates, ``crop_box = (top, left, h, w)`` maybe fractional) and takes the pixel it falls in."""
+    top, left, ch, cw = (float(x) for x in crop_box)
     oh, ow = out_hw
-    rows = top + np.clip(np.floor((np.arange(oh) + 0.5) * ch / oh), 0, ch - 1).astype(int)
-    cols = left + np.clip(np.floor((np.arange(ow) + 0.5) * cw / ow), 0, cw - 1).astype(int)
+    rows = np.clip(np.floor(top + (np.arange(oh) + 0.5) * ch / oh), 0, depth.shape[1] - 1).astype(int)
+    cols = np.clip(np.floor(left + (np.arange(ow) + 0.5) * cw / ow), 0, depth.shape[2] - 1).astype(int)
     return depth[:, rows][:, :, cols]
 
 

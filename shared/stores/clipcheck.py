@@ -40,31 +40,41 @@ def _bad(where: str, msg: str) -> CorruptStoreError:
     return CorruptStoreError(f"{where}: {msg}")
 
 
-def check_meta(meta: Any, where: str, limits: ReadLimits) -> tuple[int, tuple[int, int]]:
-    """Check the per-clip metadata record; return ``(S, (H, W))`` of the stored frames."""
+def _hw(d: Any, where: str, what: str, limits: ReadLimits) -> tuple[int, int]:
+    try:
+        out_hw = d["out_hw"]
+        h, w = int(out_hw[0]), int(out_hw[1])
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise _bad(where, f"{what}.out_hw missing or malformed ({type(e).__name__}: {e})") from e
+    if not (1 <= h <= limits.max_side and 1 <= w <= limits.max_side):
+        raise UnsafeContentError(f"{where}: {what} size {h}x{w} outside 1..{limits.max_side} px; refused")
+    return h, w
+
+
+def check_meta(meta: Any, where: str, limits: ReadLimits) -> tuple[int, tuple[int, int], tuple[int, int]]:
+    """Check the per-clip metadata record; return ``(S, stored frame (H, W), teacher input (H, W))`` (the targets
+    refer to the teacher input; without one, to the stored frames)."""
     if not isinstance(meta, dict):
         raise _bad(where, f"per-clip metadata is a {type(meta).__name__}, not an object")
     check_version(str(meta.get("schema_version", "")), SCHEMA_VERSION, f"{where} schema_version")
     idx = meta.get("frame_indices")
     if not isinstance(idx, list) or not 1 <= len(idx) <= limits.max_frames:
         raise _bad(where, f"frame_indices must be a list of 1..{limits.max_frames} frames")
-    try:
-        out_hw = meta["resize"]["out_hw"]
-        h, w = (int(out_hw[0]), int(out_hw[1]))
-    except (KeyError, TypeError, ValueError, IndexError) as e:
-        raise _bad(where, f"resize.out_hw missing or malformed ({type(e).__name__}: {e})") from e
-    if not (1 <= h <= limits.max_side and 1 <= w <= limits.max_side):
-        raise UnsafeContentError(f"{where}: frame size {h}x{w} outside 1..{limits.max_side} px; refused")
-    return len(idx), (h, w)
+    frame_hw = _hw(meta.get("resize"), where, "resize", limits)
+    ti = meta.get("teacher_input")
+    target_hw = frame_hw if ti is None else _hw(ti, where, "teacher_input", limits)
+    return len(idx), frame_hw, target_hw
 
 
 def expected_arrays(header: StoreHeader, hw: tuple[int, int]) -> dict[str, tuple[np.dtype, tuple[int, ...] | None]]:
-    """``name -> (dtype, per-frame shape or None = checked by rule)`` of every array a clip must have.
+    """``name -> (dtype, per-frame shape or None = checked by rule)`` of every array a clip must have; ``hw`` is
+    the teacher input's size, which the targets refer to.
 
     Per-clip arrays (scales, PCA) are listed with their full shape ``None`` (checked against the feature width).
     """
     ddt = np.dtype(np.float16 if header.depth_dtype == "fp16" else np.float32)
-    hd, wd = hw[0] // header.depth_downsample, hw[1] // header.depth_downsample
+    ds = header.depth_downsample
+    hd, wd = -(-hw[0] // ds), -(-hw[1] // ds)  # the writer keeps every ds-th row and column
     f32 = np.dtype(np.float32)
     out: dict[str, tuple[np.dtype, tuple[int, ...] | None]] = {
         "pose_enc": (f32, (9,)), "extrinsics": (f32, (3, 4)), "intrinsics": (f32, (3, 3)),

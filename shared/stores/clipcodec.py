@@ -120,6 +120,10 @@ def clip_from_parts(
             scale_sky_masked=bool(meta.get("scale_sky_masked", False)),
             feature_pca_mean=pca_mean,
             feature_pca_basis=pca_basis,
+            teacher_input=ResizeSpec.from_dict(meta["teacher_input"]) if meta.get("teacher_input") else None,
+            teacher_mode=str((meta.get("teacher_input") or {}).get("mode", "")),
+            start_frame=int(meta.get("start_frame", 0)),
+            end_frame=None if meta.get("end_frame") is None else int(meta["end_frame"]),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise CorruptStoreError(f"{where}: incomplete clip record ({type(e).__name__}: {e})") from e

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from typing import Any
 
 from geovr.shared.hashing import sha256_bytes, sha256_file
@@ -17,7 +17,7 @@ from geovr.shared.stores.fsio import resolve
 from geovr.shared.stores.hashcache import HashCache
 from geovr.shared.stores.verify import load_manifest, verify_store
 from geovr.shared.stores.wds_shard import WdsShardReader, clip_key
-from geovr.shared.stores.zarr_shard import ZarrShardReader
+from geovr.shared.stores.zarr_shard import ZarrShardReader, read_zarr_metas
 
 __all__ = ["StoreReader"]
 
@@ -188,7 +188,7 @@ class StoreReader:
         if self.header.format == "zarr":
             if row >= len(shard):
                 raise CorruptStoreError(f"{where}: row {row} beyond the shard's {len(shard)} clips")
-            s, hw = check_meta(shard.metas[row], where, lim)
+            s, fhw, hw = check_meta(shard.metas[row], where, lim)
             if int(shard.offsets[row + 1] - shard.offsets[row]) != s:
                 raise CorruptStoreError(f"{where}: clip_offsets give {int(shard.offsets[row + 1] - shard.offsets[row])} "
                                         f"frames, metadata {s}")
@@ -199,12 +199,43 @@ class StoreReader:
             meta, arrays, frames = shard.read(row, check=pre, max_frame_bytes=lim.max_frame_bytes)
         else:
             meta, arrays, frames = shard.read_key(clip_key(clip_id))
-            s, hw = check_meta(meta, where, lim)
+            s, fhw, hw = check_meta(meta, where, lim)
         if meta.get("clip_id") != clip_id:
             raise CorruptStoreError(f"{where}: stored record is for clip {meta.get('clip_id')!r}")
         check_arrays(arrays, s, hw, self.header, where, lim)
-        check_frames(frames, s, hw, self.header, where, lim)
+        check_frames(frames, s, fhw, self.header, where, lim)
         return clip_from_parts(meta, arrays, frames, self.header, where)
+
+    def iter_meta(self, exclude: Container[str] = ()) -> Iterator[dict[str, Any]]:
+        """Per-clip metadata (``ClipTargets.meta_dict()``) of every stored clip not in ``exclude``, shard by
+        shard, without reading or decoding any array or frame: Zarr shards' group attributes, WebDataset
+        samples' ``.meta.json`` members. Each record's ``clip_id`` is checked against the clip table; each
+        shard is verified first (``verify_shards``)."""
+        by_shard: dict[str, list[tuple[str, int]]] = {}
+        for cid, (name, row) in self._rows.items():
+            if cid not in exclude:
+                by_shard.setdefault(name, []).append((cid, row))
+        for name, rows in by_shard.items():
+            where = f"{self.url}/shards/{name}"
+            if self.verify_shards:
+                self.verify_shard(name)
+            if self.header.format == "zarr":
+                metas = read_zarr_metas(where, self.is_local)
+                for cid, row in rows:
+                    if row >= len(metas):
+                        raise CorruptStoreError(f"{where} clip {cid!r}: row {row} beyond the shard's {len(metas)} clips")
+                    yield self._checked_meta(metas[row], cid, where)
+            else:
+                metas = self._shard(name).read_metas([clip_key(cid) for cid, _ in rows])
+                for (cid, _), meta in zip(rows, metas, strict=True):
+                    yield self._checked_meta(meta, cid, where)
+
+    @staticmethod
+    def _checked_meta(meta: Any, clip_id: str, where: str) -> dict[str, Any]:
+        if not isinstance(meta, dict) or meta.get("clip_id") != clip_id:
+            got = meta.get("clip_id") if isinstance(meta, dict) else type(meta).__name__
+            raise CorruptStoreError(f"{where} clip {clip_id!r}: stored record is for clip {got!r}")
+        return meta
 
     def __iter__(self) -> Iterator[ClipTargets]:
         for cid in self._rows:

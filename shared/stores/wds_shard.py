@@ -116,6 +116,15 @@ class WdsShardReader:
             raise CorruptStoreError(f"{self.path}: member {key}.{field} is truncated")
         return data
 
+    def read_metas(self, keys: list[str]) -> list[dict[str, Any]]:
+        """The ``.meta.json`` of each sample in ``keys`` alone (one open, one member read per sample; no array
+        member is read or decoded)."""
+        for key in keys:
+            if key not in self.index or "meta.json" not in self.index[key]:
+                raise CorruptStoreError(f"{self.path}: no sample with key {key!r} and a .meta.json")
+        with self.fs.open(self.path, "rb") as f:
+            return [load_json_bytes(self._read(f, key, "meta.json"), f"{self.path}:{key}.meta.json") for key in keys]
+
     def read_key(self, key: str) -> tuple[dict[str, Any], dict[str, np.ndarray], list[bytes]]:
         """``(meta, arrays, frames)`` of the sample ``key``."""
         if key not in self.index:

@@ -20,7 +20,7 @@ import numpy as np
 
 from geovr.shared.safety import CorruptStoreError
 
-__all__ = ["ZarrShardReader", "write_zarr_shard"]
+__all__ = ["ZarrShardReader", "read_zarr_metas", "write_zarr_shard"]
 
 LAYOUT_VERSION = 1
 BYTES_CHUNK = 1 << 20
@@ -70,6 +70,26 @@ def write_zarr_shard(
     group.attrs.update(
         {"geovr_shard": LAYOUT_VERSION, "clips": metas, "frame_arrays": names, "clip_arrays": cnames}
     )
+
+
+def read_zarr_metas(url: str, is_local: bool) -> list[dict[str, Any]]:
+    """Per-clip metadata (``ClipTargets.meta_dict()`` per row) of a Zarr shard from its group
+    attributes alone: no array is opened or decoded."""
+    import zarr
+
+    try:
+        store = (
+            zarr.storage.LocalStore(url, read_only=True)
+            if is_local
+            else zarr.storage.FsspecStore.from_url(url, read_only=True)
+        )
+        group = zarr.open_group(store, mode="r", zarr_format=3)
+        metas = group.attrs["clips"]
+    except Exception as e:  # zarr raises many types for broken groups
+        raise CorruptStoreError(f"{url}: unreadable Zarr shard attributes ({type(e).__name__}: {e})") from e
+    if not isinstance(metas, list) or not all(isinstance(m, dict) for m in metas):
+        raise CorruptStoreError(f"{url}: shard attribute 'clips' is not a list of objects")
+    return list(metas)
 
 
 class ZarrShardReader:

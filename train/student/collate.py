@@ -33,6 +33,8 @@ class StudentSample:
     targets: dict = field(default_factory=dict)
     """Optional ``pose_enc [S,9]``, ``depth [S,H,W]``, ``depth_conf [S,H,W]``, ``metric_scale ()``,
     ``features {layer: [S,h,w,C]}`` as float32 numpy arrays."""
+    presized: bool = False
+    """Frames are already at the student's resolution (a store's frames): the processor gets ``do_resize=False``."""
 
 
 def _insert(seq: torch.Tensor, after: list[int], values: list[int]) -> torch.Tensor:
