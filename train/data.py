@@ -130,7 +130,7 @@ class TrainData:
         want = SamplingConfig.from_dict(cfg.sampling)
         for r in self.readers:
             check_student_patch(r.header.sampling, want.student_patch, where=f"{r.url} (run data.sampling)")
-            for meta in r.iter_meta(exclude=self.bad):
+            for meta in r.iter_meta(exclude=getattr(self, "bad", {})):
                 check_clip_matches(meta, want)
 
     def check_student(self, merged_patch: int) -> None:

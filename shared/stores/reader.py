@@ -165,10 +165,17 @@ class StoreReader:
     def __contains__(self, clip_id: object) -> bool:
         return clip_id in self._rows
 
-    def _shard(self, name: str) -> Any:
+    def _check_plain(self, name: str) -> None:
+        """Every file of shard ``name`` is a plain file inside the store (no hashing: metadata-only reads)."""
+        for f in self._entries[name].files:
+            check_regular_file(f"{self.root}/shards/{f.path}", self.fs, self.root if self.is_local else None)
+
+    def _shard(self, name: str, verify: bool | None = None) -> Any:
+        if verify if verify is not None else self.verify_shards:
+            self.verify_shard(name)  # once per reader (a no-op afterwards)
+        elif name not in self._verified:
+            self._check_plain(name)
         if name not in self._shards:
-            if self.verify_shards:
-                self.verify_shard(name)
             if len(self._shards) >= 4:
                 self._shards.pop(next(iter(self._shards)))
             if self.header.format == "zarr":
@@ -210,23 +217,22 @@ class StoreReader:
         """Per-clip metadata (``ClipTargets.meta_dict()``) of every stored clip not in ``exclude``, shard by
         shard, without reading or decoding any array or frame: Zarr shards' group attributes, WebDataset
         samples' ``.meta.json`` members. Each record's ``clip_id`` is checked against the clip table; each
-        shard is verified first (``verify_shards``)."""
+        shard's files are checked to be plain files first (hashes are ``verify_shard``'s job)."""
         by_shard: dict[str, list[tuple[str, int]]] = {}
         for cid, (name, row) in self._rows.items():
             if cid not in exclude:
                 by_shard.setdefault(name, []).append((cid, row))
         for name, rows in by_shard.items():
             where = f"{self.url}/shards/{name}"
-            if self.verify_shards:
-                self.verify_shard(name)
             if self.header.format == "zarr":
+                self._check_plain(name)
                 metas = read_zarr_metas(where, self.is_local)
                 for cid, row in rows:
                     if row >= len(metas):
                         raise CorruptStoreError(f"{where} clip {cid!r}: row {row} beyond the shard's {len(metas)} clips")
                     yield self._checked_meta(metas[row], cid, where)
             else:
-                metas = self._shard(name).read_metas([clip_key(cid) for cid, _ in rows])
+                metas = self._shard(name, verify=False).read_metas([clip_key(cid) for cid, _ in rows])
                 for (cid, _), meta in zip(rows, metas, strict=True):
                     yield self._checked_meta(meta, cid, where)
 
