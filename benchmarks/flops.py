@@ -66,11 +66,23 @@ def paper_sizes(frames: int = 32) -> dict[str, float]:
             "ideal_ratio": (student + teacher) / student}
 
 
+def depth_anything_large_config():
+    """Depth Anything V2 Large, metric head (ViT-L/14 DINOv2 backbone), as a transformers config."""
+    from transformers import DepthAnythingConfig, Dinov2Config
+
+    backbone = Dinov2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                            intermediate_size=4096, image_size=518, patch_size=14, out_indices=[5, 12, 18, 24],
+                            reshape_hidden_states=False)
+    return DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=1024,
+                               neck_hidden_sizes=[256, 512, 1024, 1024], fusion_hidden_size=256,
+                               depth_estimation_type="metric", max_depth=20)
+
+
 def counted_teachers(frames: int, hw: tuple[int, int] = (378, 504)) -> tuple[float, float]:
     """``(VGGT-1B forward, Depth Anything V2 Large forward)`` FLOPs on ``frames`` frames, counted on meta tensors."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+    from transformers import DepthAnythingForDepthEstimation
 
     from geovr.extract.teachers.vggt.model import VGGT, VGGTConfig
 
@@ -78,12 +90,7 @@ def counted_teachers(frames: int, hw: tuple[int, int] = (378, 504)) -> tuple[flo
         vggt = VGGT(VGGTConfig.vggt_1b())
         with FlopCounterMode(display=False) as fc:
             vggt(torch.empty(1, frames, 3, *hw), layers=(4, 11, 17, 23), frames_chunk=8)
-        backbone = Dinov2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                                intermediate_size=4096, image_size=518, patch_size=14, out_indices=[5, 12, 18, 24],
-                                reshape_hidden_states=False)
-        da = DepthAnythingForDepthEstimation(DepthAnythingConfig(
-            backbone_config=backbone, reassemble_hidden_size=1024, neck_hidden_sizes=[256, 512, 1024, 1024],
-            fusion_hidden_size=256, depth_estimation_type="metric", max_depth=20))
+        da = DepthAnythingForDepthEstimation(depth_anything_large_config())
         with FlopCounterMode(display=False) as fm:
             da(pixel_values=torch.empty(frames, 3, *hw))
     return float(fc.get_total_flops()), float(fm.get_total_flops())

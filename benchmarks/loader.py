@@ -6,12 +6,16 @@ Clips have the paper's per-frame shapes (4 layers x 13x18 x 1024 bf16 features, 
 estimated from the FLOP model (``flops.py``): Qwen2.5-VL-7B step on 32-frame clips at 40 % MFU
 of an H100's 989 dense bf16 TFLOP/s, i.e. clips/s that one GPU can train on.
 
-    python benchmarks/loader.py [--clips 12] [--frames 8] [--workers 2]
+With ``--s3`` each store is also published to a loopback S3 server (moto, ``benchmarks/s3local.py``)
+and read back through ``s3://`` with s3fs, side by side with local disk (``source`` column).
+
+    python benchmarks/loader.py [--clips 12] [--frames 8] [--workers 2] [--s3]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -84,9 +88,28 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--clips-per-shard", type=int, default=4)
+    ap.add_argument("--s3", action="store_true", help="Also read through s3:// from a loopback moto S3 server.")
     args = ap.parse_args()
+    with contextlib.ExitStack() as stack:
+        s3_base = None
+        if args.s3:
+            from s3local import loopback_s3
 
+            s3_base = stack.enter_context(loopback_s3())
+        run(args, s3_base)
+
+
+def _read(root: str, args) -> tuple[int, float]:
     import torch
+
+    loader = torch.utils.data.DataLoader(_ClipDataset(root), batch_size=None, shuffle=True,
+                                         num_workers=args.workers, generator=torch.Generator().manual_seed(0))
+    t0 = time.perf_counter()
+    nbytes = sum(int(b) for b in loader)
+    return nbytes, time.perf_counter() - t0
+
+
+def run(args, s3_base: str | None) -> None:
 
     from geovr.shared.features import FeatureSpec
     from geovr.shared.manifest import StoreHeader
@@ -108,16 +131,19 @@ def main() -> None:
                                     for i in range(s, min(args.clips, s + args.clips_per_shard))])
             finalize_store(root)
             write_s = time.perf_counter() - t0
-            loader = torch.utils.data.DataLoader(_ClipDataset(root), batch_size=None, shuffle=True,
-                                                 num_workers=args.workers, generator=torch.Generator().manual_seed(0))
-            t0 = time.perf_counter()
-            nbytes = sum(int(b) for b in loader)
-            read_s = time.perf_counter() - t0
-            fps = args.clips * args.frames / read_s
-            rows.append({"format": fmt, "workers": args.workers, "clips": args.clips, "frames/clip": args.frames,
-                         "write_MB/s": nbytes / write_s / 1e6, "read_clips/s": args.clips / read_s,
-                         "read_frames/s": fps, "read_MB/s": nbytes / read_s / 1e6,
-                         "x_gpu_need": fps / consume_frames})
+            sources = [("local", root)]
+            if s3_base is not None:
+                from geovr.shared.shards.transfer import transfer_store
+
+                transfer_store(root, f"{s3_base}/{fmt}")
+                sources.append(("s3 loopback", f"{s3_base}/{fmt}"))
+            for source, url in sources:
+                nbytes, read_s = _read(url, args)
+                fps = args.clips * args.frames / read_s
+                rows.append({"format": fmt, "source": source, "workers": args.workers, "clips": args.clips,
+                             "frames/clip": args.frames, "write_MB/s": nbytes / write_s / 1e6,
+                             "read_clips/s": args.clips / read_s, "read_frames/s": fps,
+                             "read_MB/s": nbytes / read_s / 1e6, "x_gpu_need": fps / consume_frames})
     print(f"machine: {machine()}")
     print(f"one 7B-class GPU consumes ~{consume:.2f} clips/s of 32 frames (~{consume_frames:.1f} frames/s)\n")
     print(table(rows, list(rows[0])))

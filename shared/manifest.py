@@ -336,7 +336,8 @@ def check_manifest_names(man: Manifest, what: str = "index.json") -> None:
             raise UnsafeContentError(f"{what}: shard {s.name!r} has format {s.format!r}, store {man.header.format!r}")
         for f in s.files:
             check_rel_path(f.path, f"{what} shard {s.name}")
-            ok = f.path == f"{s.name}.tar" if s.format == "wds" else f.path.startswith(f"{s.name}/")
+            ok = (f.path in (f"{s.name}.tar", f"{s.name}.idx.npy") if s.format == "wds"  # tar + its offset index
+                  else f.path.startswith(f"{s.name}/"))
             if not ok or f.path in paths:
                 raise UnsafeContentError(f"{what}: file {f.path!r} does not belong to shard {s.name!r} "
                                          "(or is listed twice); refused")

@@ -17,6 +17,8 @@ CASES = {
     "video_read.py": (["--seconds", "2", "--gop", "10", "--repeat", "1"], "speedup"),
     "cached_vs_online.py": (["--div", "32", "--frames", "2", "--steps", "1"], "FLOP-ideal online/cached (this config)"),
     "flops.py": ([], "FLOP-ideal online/cached"),
+    "scale.py": (["--sizes", "20", "60", "--clips-per-shard", "10", "--samples", "10", "--warmup", "2"],
+                 "per-sample overhead"),
 }
 
 
@@ -27,3 +29,24 @@ def test_benchmark_script_runs(script, env):
                          timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert expect in res.stdout, res.stdout[-2000:]
+
+
+def test_gpu_check_dry_run_builds_every_model_on_meta(env):
+    res = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), "--dry-run", "--frames", "2"], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for name in ("student", "vggt", "metric", "every model built on the meta device", "FLOP-ideal online/cached"):
+        assert name in res.stdout, res.stdout[-2000:]
+
+
+def test_gpu_check_missing_package_needs_wheels(env, tmp_path):
+    fake = tmp_path / "python"  # an interpreter that lacks deepspeed: its package check reports it missing
+    fake.write_text(f'#!/bin/bash\n[[ "$*" == *find_spec* ]] && echo deepspeed && exit 0\nexec {sys.executable} "$@"\n')
+    fake.chmod(0o755)
+    res = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), "--dry-run"], env={**env, "PYTHON": str(fake)},
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "error: python package 'deepspeed' is missing" in res.stderr
+    res = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), "--frames", "1", "--wheels", str(tmp_path)],
+                         env={**env, "PYTHON": str(fake)}, capture_output=True, text=True, timeout=120)
+    assert "installing deepspeed from" in res.stderr  # offline install from the folder was attempted
+    assert res.returncode == 2 and "error: --frames" in res.stderr  # then the script ran (usage error: fast)

@@ -18,6 +18,7 @@ import numpy as np
 
 from geovr.shared.sampling import SamplingConfig, SamplingMismatch, check_clip_matches, check_student_patch
 from geovr.train.config import DataConfig
+from geovr.train.order import EpochOrder
 from geovr.train.student.collate import StudentSample
 
 
@@ -79,6 +80,7 @@ class TrainData:
         if not self.items:
             raise ValueError("no training items: stores are empty and there is no QA")
         self.seed = seed
+        self._order = EpochOrder(seed, len(self.items))
         header = self.readers[0].header
         self._pca = bool(header.features.pca_dims)
         self.feature_dtype = header.features.dtype
@@ -146,9 +148,8 @@ class TrainData:
         return step * world * accum + micro * world + rank
 
     def item_at(self, position: int) -> tuple[str, list[dict] | None]:
-        n = len(self.items)
-        perm = np.random.default_rng([self.seed, position // n]).permutation(n)
-        return self.items[int(perm[position % n])]
+        """Item at global ``position``: O(1) amortised (the epoch's permutation is cached, see ``train/order.py``)."""
+        return self.items[self._order[position]]
 
     def sample(self, position: int) -> StudentSample:
         """The sample at ``position`` (a bad clip is skipped or stops the run, per ``data.on_bad_clip``)."""

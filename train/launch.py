@@ -8,11 +8,15 @@ import argparse
 import sys
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="geovr.train.launch")
     ap.add_argument("--config", required=True)
     ap.add_argument("--local_rank", "--local-rank", type=int, default=None)
-    args, overrides = ap.parse_known_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, overrides = _parser().parse_known_args(argv)
     from geovr.train.config import load_config
     from geovr.train.loop import train
 

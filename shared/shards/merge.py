@@ -42,7 +42,11 @@ def _check_sidecar(r: StoreReader, name: str, info: ShardInfo, side_path: str) -
         stored = [str(m.get("clip_id")) if isinstance(m, dict) else None for m in shard.metas]
         ok = stored == list(info.clips)
     else:
-        ok = sorted(shard.keys()) == sorted(clip_key(c) for c in info.clips)
+        try:
+            metas = shard.read_metas([clip_key(c) for c in info.clips], list(range(len(info.clips))))
+        except StoreError:
+            metas = []
+        ok = [m.get("clip_id") if isinstance(m, dict) else None for m in metas] == list(info.clips)
     if not ok:
         raise CorruptStoreError(f"{side_path}: the shard {name} does not hold the clips its sidecar lists; merge refused")
 
@@ -95,13 +99,16 @@ def merge_stores(out: str, stores: list[str]) -> Manifest:
             side_path = os.path.join(src_dir, f"{entry.name}.json")
             info = ShardInfo.from_dict(read_json_file(side_path), side_path)
             _check_sidecar(r, entry.name, info, side_path)
-            if r.header.format == "wds":
-                shutil.copyfile(os.path.join(src_dir, f"{entry.name}.tar"), os.path.join(shards_out, f"{new}.tar"))
+            if r.header.format == "wds":  # the tar and (when present) its offset index
+                for f in entry.files:
+                    shutil.copyfile(os.path.join(src_dir, f.path),
+                                    os.path.join(shards_out, new + f.path[len(entry.name):]))
             else:
                 shutil.copytree(os.path.join(src_dir, entry.name), os.path.join(shards_out, new))
             files = file_entries(shards_out, new, r.header.format)
-            old = {f.path.split("/", 1)[-1] if r.header.format == "zarr" else "": f.sha256 for f in entry.files}
-            got = {f.path.split("/", 1)[-1] if r.header.format == "zarr" else "": f.sha256 for f in files}
+            old = {f.path.split("/", 1)[-1] if r.header.format == "zarr" else f.path[len(entry.name):]: f.sha256
+                   for f in entry.files}
+            got = {f.path.split("/", 1)[-1] if r.header.format == "zarr" else f.path[len(new):]: f.sha256 for f in files}
             if old != got:
                 raise StoreError(f"{r.root}/shards/{entry.name}: copied files do not match the source index.json hashes")
             atomic_write_json(os.path.join(shards_out, f"{new}.json"),

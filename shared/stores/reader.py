@@ -16,6 +16,7 @@ from geovr.shared.stores.clipcodec import clip_from_parts
 from geovr.shared.stores.fsio import resolve
 from geovr.shared.stores.hashcache import HashCache
 from geovr.shared.stores.verify import load_manifest, verify_store
+from geovr.shared.stores.wds_index import INDEX_SUFFIX
 from geovr.shared.stores.wds_shard import WdsShardReader, clip_key
 from geovr.shared.stores.zarr_shard import ZarrShardReader, read_zarr_metas
 
@@ -75,6 +76,8 @@ class StoreReader:
         """``clip_id -> reason`` of clips that failed extraction."""
         self._load_table()
         self._shards: dict[str, Any] = {}
+        self.max_open_shards = 16
+        """Shard readers kept open (oldest dropped first); each holds its shard's metadata, no file handle."""
 
     def _load_table(self) -> None:
         from geovr.shared.tables import read_rows
@@ -176,13 +179,26 @@ class StoreReader:
         elif name not in self._verified:
             self._check_plain(name)
         if name not in self._shards:
-            if len(self._shards) >= 4:
+            if len(self._shards) >= self.max_open_shards:
                 self._shards.pop(next(iter(self._shards)))
             if self.header.format == "zarr":
                 self._shards[name] = ZarrShardReader(f"{self.url}/shards/{name}", self.is_local)
             else:
-                self._shards[name] = WdsShardReader(f"{self.root}/shards/{name}.tar", self.fs, self._limits)
+                self._shards[name] = self._wds_shard(name)
         return self._shards[name]
+
+    def _wds_shard(self, name: str) -> WdsShardReader:
+        """The tar of shard ``name``: indexed (one ranged read per clip) when the manifest lists its index."""
+        if not hasattr(self, "_files"):
+            self._files = {f.path: f for s in self.manifest.shards for f in s.files}
+            self._samples = {s.name: s.samples for s in self.manifest.shards}
+        files = self._files
+        tar, idx = files.get(f"{name}.tar"), files.get(f"{name}{INDEX_SUFFIX}")
+        base = f"{self.root}/shards/{name}"
+        if tar is None or idx is None:
+            return WdsShardReader(f"{base}.tar", self.fs, self._limits)
+        return WdsShardReader(f"{base}.tar", self.fs, self._limits, index_path=f"{base}{INDEX_SUFFIX}", tar_bytes=tar.bytes,
+                              num_clips=self._samples[name])
 
     def __getitem__(self, clip_id: str) -> ClipTargets:
         if clip_id not in self._rows:
@@ -205,7 +221,7 @@ class StoreReader:
 
             meta, arrays, frames = shard.read(row, check=pre, max_frame_bytes=lim.max_frame_bytes)
         else:
-            meta, arrays, frames = shard.read_key(clip_key(clip_id))
+            meta, arrays, frames = shard.read_key(clip_key(clip_id), row)
             s, fhw, hw = check_meta(meta, where, lim)
         if meta.get("clip_id") != clip_id:
             raise CorruptStoreError(f"{where}: stored record is for clip {meta.get('clip_id')!r}")
@@ -232,7 +248,7 @@ class StoreReader:
                         raise CorruptStoreError(f"{where} clip {cid!r}: row {row} beyond the shard's {len(metas)} clips")
                     yield self._checked_meta(metas[row], cid, where)
             else:
-                metas = self._shard(name, verify=False).read_metas([clip_key(cid) for cid, _ in rows])
+                metas = self._shard(name, verify=False).read_metas([clip_key(cid) for cid, _ in rows], [row for _, row in rows])
                 for (cid, _), meta in zip(rows, metas, strict=True):
                     yield self._checked_meta(meta, cid, where)
 

@@ -83,7 +83,8 @@ class ShardInfo:
             raise CorruptStoreError(f"{where}: invalid shard name {info.name!r}")
         for f in info.files:
             check_rel_path(f.path, where)
-            if not (f.path == f"{info.name}.tar" if info.format == "wds" else f.path.startswith(f"{info.name}/")):
+            wds_ok = f.path in (f"{info.name}.tar", f"{info.name}.idx.npy")
+            if not (wds_ok if info.format == "wds" else f.path.startswith(f"{info.name}/")):
                 raise UnsafeContentError(f"{where}: file {f.path!r} does not belong to shard {info.name!r}; refused")
         return info
 
@@ -96,9 +97,10 @@ class ShardInfo:
 
 
 def shard_digest(files: list[FileEntry]) -> str:
-    """sha256 of a one-file shard, or of the sorted ``"<path> <sha256>\\n"`` lines for a multi-file shard."""
-    if len(files) == 1 and files[0].path.endswith(".tar"):
-        return files[0].sha256
+    """sha256 of the tar of a WebDataset shard (its offset index is hashed in ``files``), or of the sorted ``"<path> <sha256>\\n"`` lines for a multi-file shard."""
+    tars = [f for f in files if f.path.endswith(".tar")]
+    if len(tars) == 1 and all(f is tars[0] or f.path.endswith(".idx.npy") for f in files):
+        return tars[0].sha256
     lines = "".join(f"{f.path} {f.sha256}\n" for f in sorted(files, key=lambda f: f.path))
     return hashlib.sha256(lines.encode()).hexdigest()
 
@@ -107,6 +109,8 @@ def file_entries(shards_dir: str, name: str, fmt: str) -> list[FileEntry]:
     """Hash the committed files of shard ``name`` in local ``shards_dir``."""
     if fmt == "wds":
         rel = [f"{name}.tar"]
+        if os.path.exists(os.path.join(shards_dir, f"{name}.idx.npy")):
+            rel.append(f"{name}.idx.npy")  # offset index (wds_index.py); absent in older stores
     else:
         rel = []
         top = os.path.join(shards_dir, name)

@@ -30,6 +30,7 @@ from geovr.shared.safety import (
     load_npy_bytes,
     safe_tar_members,
 )
+from geovr.shared.stores.wds_index import check_range, parse_wds_index, read_meta_member, read_sample_members
 
 __all__ = ["WdsShardReader", "clip_key", "write_wds_shard"]
 
@@ -79,12 +80,34 @@ def write_wds_shard(
 
 
 class WdsShardReader:
-    """Random access to the samples of one tar (members checked before any is read)."""
+    """Random access to the samples of one tar (members checked before any is read).
 
-    def __init__(self, path: str, fs: Any, limits: TarLimits | None = None) -> None:
+    With ``index_path`` (the shard's ``<name>.idx.npy``, see ``wds_index``) and the tar's size from
+    the manifest, opening reads only the index and each sample is one ranged read; without it
+    (stores written before the index existed) every tar header is scanned once on open.
+    """
+
+    def __init__(self, path: str, fs: Any, limits: TarLimits | None = None,
+                 index_path: str | None = None, tar_bytes: int | None = None, num_clips: int = 0) -> None:
         self.path = path
         self.fs = fs
+        self.limits = limits
         self.index: dict[str, dict[str, tuple[int, int]]] = {}
+        self.ranges: np.ndarray | None = None
+        self.tar_bytes = tar_bytes
+        self.index_path = index_path
+        if index_path is not None and tar_bytes is not None:
+            try:
+                data = fs.cat_file(index_path)
+            except FileNotFoundError as e:
+                raise CorruptStoreError(f"{index_path}: shard index is missing") from e
+            self.ranges = parse_wds_index(data, index_path, int(num_clips))
+            return
+        self._scan()
+
+    def _scan(self) -> None:
+        """Index every member from the tar headers (one pass; members checked before any is read)."""
+        path, fs, limits = self.path, self.fs, self.limits
         try:
             with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tf:
                 members = safe_tar_members(tf, path, limits)
@@ -105,9 +128,6 @@ class WdsShardReader:
                 raise CorruptStoreError(f"{path}: member {m.name!r} appears twice; refused")
             fields[field] = (m.offset_data, m.size)
 
-    def keys(self) -> list[str]:
-        return list(self.index)
-
     def _read(self, f: Any, key: str, field: str) -> bytes:
         off, size = self.index[key][field]
         f.seek(off)
@@ -116,32 +136,61 @@ class WdsShardReader:
             raise CorruptStoreError(f"{self.path}: member {key}.{field} is truncated")
         return data
 
-    def read_metas(self, keys: list[str]) -> list[dict[str, Any]]:
+    def read_metas(self, keys: list[str], rows: list[int] | None = None) -> list[dict[str, Any]]:
         """The ``.meta.json`` of each sample in ``keys`` alone (one open, one member read per sample; no array
-        member is read or decoded)."""
+        member is read or decoded). An indexed shard given the ``rows`` reads each sample's ``meta.json``
+        with one exact read at its indexed offset (in one open of the tar) instead of scanning the tar headers."""
+        if self.ranges is not None and rows is not None:
+            out: dict[int, dict[str, Any]] = {}
+            order = sorted(range(len(keys)), key=lambda i: rows[i])  # ascending offsets: readahead serves them
+            with self.fs.open(self.path, "rb") as f:
+                for i in order:
+                    key, row = keys[i], rows[i]
+                    if not 0 <= row < len(self.ranges):
+                        raise CorruptStoreError(f"{self.path}: no indexed row {row} for sample {key!r}")
+                    check_range(self.ranges[row], key, str(self.index_path), int(self.tar_bytes or 0), self.limits)
+                    data = read_meta_member(f, self.path, key, self.ranges[row], self.limits)
+                    out[i] = load_json_bytes(data, f"{self.path}:{key}.meta.json")
+            return [out[i] for i in range(len(keys))]
+        if not self.index:
+            self._scan()
         for key in keys:
             if key not in self.index or "meta.json" not in self.index[key]:
                 raise CorruptStoreError(f"{self.path}: no sample with key {key!r} and a .meta.json")
         with self.fs.open(self.path, "rb") as f:
             return [load_json_bytes(self._read(f, key, "meta.json"), f"{self.path}:{key}.meta.json") for key in keys]
 
-    def read_key(self, key: str) -> tuple[dict[str, Any], dict[str, np.ndarray], list[bytes]]:
-        """``(meta, arrays, frames)`` of the sample ``key``."""
+    def _members(self, key: str, row: int | None) -> dict[str, bytes]:
+        if self.ranges is not None:
+            if row is None or not 0 <= row < len(self.ranges):
+                raise CorruptStoreError(f"{self.path}: no indexed row {row} for sample {key!r}")
+            rng = check_range(self.ranges[row], key, str(self.index_path), int(self.tar_bytes or 0), self.limits)
+            return read_sample_members(self.fs, self.path, key, rng, self.limits)
         if key not in self.index:
             raise CorruptStoreError(f"{self.path}: no sample with key {key!r}")
-        fields = self.index[key]
+        out = {}
+        with self.fs.open(self.path, "rb") as f:
+            for field, (off, size) in self.index[key].items():
+                f.seek(off)
+                data = f.read(size)
+                if len(data) != size:
+                    raise CorruptStoreError(f"{self.path}: member {key}.{field} is truncated")
+                out[field] = data
+        return out
+
+    def read_key(self, key: str, row: int | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray], list[bytes]]:
+        """``(meta, arrays, frames)`` of the sample ``key`` (at ``row`` of the shard: needed when indexed)."""
+        fields = self._members(key, row)
         arrays: dict[str, np.ndarray] = {}
         frames: dict[int, bytes] = {}
-        with self.fs.open(self.path, "rb") as f:
-            if "meta.json" not in fields:
-                raise CorruptStoreError(f"{self.path}: sample {key!r} has no .meta.json")
-            meta = load_json_bytes(self._read(f, key, "meta.json"), f"{self.path}:{key}.meta.json")
-            for field in fields:
-                if field.endswith(".npy"):
-                    name = field[: -len(".npy")]
-                    arrays[name] = load_npy_bytes(self._read(f, key, field), f"{self.path}:{key}.{field}")
-                elif (m := _FRAME_RE.match(field)) is not None:
-                    frames[int(m.group(1))] = self._read(f, key, field)
+        if "meta.json" not in fields:
+            raise CorruptStoreError(f"{self.path}: sample {key!r} has no .meta.json")
+        meta = load_json_bytes(fields["meta.json"], f"{self.path}:{key}.meta.json")
+        for field, data in fields.items():
+            if field.endswith(".npy"):
+                arrays[field[: -len(".npy")]] = load_npy_bytes(data, f"{self.path}:{key}.{field}")
+            elif (m := _FRAME_RE.match(field)) is not None:
+                frames[int(m.group(1))] = data
         if sorted(frames) != list(range(len(frames))):
             raise CorruptStoreError(f"{self.path}: sample {key!r} has non-contiguous frame members {sorted(frames)}")
         return meta, arrays, [frames[i] for i in range(len(frames))]

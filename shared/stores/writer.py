@@ -28,6 +28,7 @@ from geovr.shared.stores.finalize import read_sidecars
 from geovr.shared.stores.fsio import TMP_PREFIX, atomic_write_json, fsync_dir, fsync_tree, resolve
 from geovr.shared.stores.lock import PrefixLock
 from geovr.shared.stores.sidecar import SHARD_NAME_RE, ClipFailure, ShardInfo, file_entries
+from geovr.shared.stores.wds_index import INDEX_SUFFIX, build_wds_index
 from geovr.shared.stores.wds_shard import write_wds_shard
 from geovr.shared.stores.zarr_shard import write_zarr_shard
 
@@ -103,7 +104,7 @@ class StoreWriter:
             m = SHARD_NAME_RE.match(stem)
             if not m or m.group(1) != self.prefix:
                 continue
-            if entry in (stem, f"{stem}.tar") and f"{stem}.json" not in names:
+            if entry in (stem, f"{stem}.tar", f"{stem}{INDEX_SUFFIX}") and f"{stem}.json" not in names:
                 shutil.rmtree(full) if os.path.isdir(full) and not os.path.islink(full) else os.remove(full)
                 continue
             seqs.append(int(m.group(2)))
@@ -158,6 +159,12 @@ class StoreWriter:
             if fmt == "wds":
                 ext = "jpg" if self.header.frame_encoding == "jpeg" else "png"
                 write_wds_shard(tmp, metas, frame_arrays, clip_arrays, frames, ext)
+                # offset index beside the tar (renamed first: a tar without sidecar is removed with it)
+                tmp_idx = f"{tmp}{INDEX_SUFFIX}"
+                with open(tmp_idx, "wb") as f:
+                    f.write(build_wds_index(tmp))
+                fsync_tree(tmp_idx)
+                os.rename(tmp_idx, os.path.join(self.shards_dir, name + INDEX_SUFFIX))
             else:
                 write_zarr_shard(tmp, metas, frame_arrays, clip_arrays, frames)
             fsync_tree(tmp)

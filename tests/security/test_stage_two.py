@@ -31,6 +31,17 @@ def rehash(root: Path, name: str, fmt: str) -> None:
     assert verify_store(str(root)) == []
 
 
+def reindex(tar: Path) -> None:
+    """Rebuild a rewritten tar's offset index (``.idx.npy``), as the attacker's own tooling would."""
+    from geovr.shared.stores.wds_index import INDEX_SUFFIX, build_wds_index
+
+    try:
+        data = build_wds_index(str(tar))
+    except ValueError:  # e.g. a duplicated member: leave the old index, the tar is refused either way
+        return
+    tar.with_name(tar.name[: -len(".tar")] + INDEX_SUFFIX).write_bytes(data)
+
+
 def npy(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, a)
@@ -48,6 +59,7 @@ def edit_tar(root: Path, change) -> None:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
+    reindex(tar)
     rehash(root, "r000-00000", "wds")
 
 
@@ -202,6 +214,7 @@ def test_item03_nan_and_width_mismatch_skipped_or_stop(tmp_path, monkeypatch) ->
             info = tarfile.TarInfo(name)
             info.size = len(b)
             tf.addfile(info, io.BytesIO(b))
+    reindex(tar)
     rehash(root, "r000-00002", "wds")
     skip = TrainData(DataConfig(stores=[str(root)], on_bad_clip="skip"), seed=0)
     width = skip.teacher_dim  # the run's width comes from its first good clip
@@ -242,7 +255,7 @@ def test_item06_chunk_grid_bounds(tmp_path) -> None:
     g.create_array("ok", shape=(3,), chunks=(2,), shards=(4,), dtype="uint8")
     g.create_array("big", shape=(3,), chunks=(8,), dtype="uint8")
     reader = ZarrShardReader.__new__(ZarrShardReader)
-    reader.url, reader.group = "g", g
+    reader.url, reader.arrays = "g", {"ok": g["ok"], "big": g["big"]}
     reader.array_info("ok")
     with pytest.raises(CorruptStoreError, match="'big' chunks"):
         reader.array_info("big")

@@ -161,8 +161,8 @@ class VGGT(nn.Module):
         b, s, _, h, w = images.shape
         keep = {*self.cfg.dpt_layers, self.cfg.depth - 1, *layers}
         bf16 = images.is_cuda if bf16 is None else bf16
-        autocast = torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16)
-        with autocast:
+        dev = images.device.type if images.device.type in ("cuda", "cpu") else "cpu"  # meta: FLOP counting
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=bf16):
             out = self.aggregator(images, keep)
         out = {k: v.float() for k, v in out.items()}
         p0 = self.aggregator.patch_start_idx

@@ -1,0 +1,111 @@
+"""WebDataset offset index: one ranged read per clip, hashed with the store, checked before use."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from geovr.shared.safety import CorruptStoreError
+from geovr.shared.stores import StoreReader, StoreWriter, finalize_store, verify_store, wds_shard
+from geovr.shared.stores.testing import make_clip, make_header
+from geovr.shared.stores.wds_shard import WdsShardReader
+
+IDS = [f"scene{i:04d}/00000" for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def wds_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wdsidx")
+    header = make_header("wds", "fp16")
+    w = StoreWriter(root, header)
+    clips = [make_clip(cid, header, s=2 + i % 2, seed=i) for i, cid in enumerate(IDS)]
+    w.write_shard(clips[:3])
+    w.write_shard(clips[3:])
+    finalize_store(root)
+    return root, {c.clip_id: c for c in clips}
+
+
+def _copy(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_index_is_listed_hashed_and_used_with_one_ranged_read(wds_store, monkeypatch):
+    root, clips = wds_store
+    idx = root / "shards" / "r000-00000.idx.npy"
+    assert idx.is_file()
+    man = json.loads((root / "index.json").read_text())
+    assert [f["path"] for f in man["shards"][0]["files"]] == ["r000-00000.tar", "r000-00000.idx.npy"]
+    assert verify_store(str(root)) == []
+    r = StoreReader(root)
+    calls = []
+    real_cat = r.fs.cat_file
+    monkeypatch.setattr(r.fs, "cat_file", lambda p, start=None, end=None, **k: calls.append((p, start, end))
+                        or real_cat(p, start=start, end=end, **k))
+    monkeypatch.setattr(wds_shard, "safe_tar_members", lambda *a, **k: pytest.fail("tar headers scanned"))
+    got = r[IDS[1]]
+    assert [c[0].rsplit("/", 1)[1] for c in calls] == ["r000-00000.idx.npy", "r000-00000.tar"]
+    assert calls[1][1] > 0 and calls[1][2] < os.path.getsize(root / "shards" / "r000-00000.tar")
+    np.testing.assert_array_equal(got.depth, clips[IDS[1]].depth)
+    assert got.frames == clips[IDS[1]].frames
+    monkeypatch.undo()
+    # the scan path (stores written before the index) reads the same bytes
+    scan = WdsShardReader(str(root / "shards" / "r000-00000.tar"), r.fs)
+    assert scan.ranges is None and scan.read_key("scene0001__00000")[2] == got.frames
+
+
+def test_tampered_index_is_refused_before_use(wds_store, tmp_path):
+    root = _copy(wds_store[0], tmp_path / "s")
+    idx = root / "shards" / "r000-00000.idx.npy"
+    good = np.load(idx)
+    size = os.path.getsize(root / "shards" / "r000-00000.tar")
+    a, b = good[0, :2].tolist(), good[1, :2].tolist()
+    cases = {
+        "outside": [0, size + 512],
+        "unaligned": [a[0] + 1, a[1]],
+        "neighbour": b,  # a real sample, but another clip's
+        "spill": [a[0], b[1]],  # runs into the next sample
+        "cut": [a[0], a[1] - 1024],  # ends inside a member
+    }
+    for name, rng in cases.items():
+        bad = good.copy()
+        bad[0, :2] = rng
+        np.save(idx, bad)
+        with pytest.raises(CorruptStoreError):
+            StoreReader(root)["scene0000/00000"]
+        assert any("idx.npy" in p for p in verify_store(str(root))), name
+    bad = good.copy()
+    bad[0, 2] = good[1, 2]  # meta.json of another sample: outside this sample's range
+    np.save(idx, bad)
+    with pytest.raises(CorruptStoreError, match="meta.json"):
+        list(StoreReader(root).iter_meta())
+    for bad in (good[:2], good[:, :2], good.astype(np.float64), np.array(["x"] * 12).reshape(3, 4)):  # shape, dtype
+        np.save(idx, bad)
+        with pytest.raises(CorruptStoreError):
+            StoreReader(root)["scene0001/00000"]
+    with open(idx, "wb") as f:  # a pickle is never loaded
+        np.save(f, np.array([{"a": 1}] * 12, dtype=object).reshape(3, 4), allow_pickle=True)
+    with pytest.raises(Exception, match="pickle|object"):
+        StoreReader(root)["scene0001/00000"]
+
+
+def test_truncated_tar_is_caught_by_index_size(wds_store, tmp_path):
+    root = _copy(wds_store[0], tmp_path / "t")
+    tar = root / "shards" / "r000-00001.tar"
+    tar.write_bytes(tar.read_bytes()[:2048])  # cut inside the sample's members
+    with pytest.raises(CorruptStoreError, match="truncated"):
+        StoreReader(root)["scene0003/00000"]
+
+
+def test_metadata_only_read_uses_the_index(wds_store, monkeypatch):
+    root, clips = wds_store
+    r = StoreReader(root)
+    monkeypatch.setattr(wds_shard, "safe_tar_members", lambda *a, **k: pytest.fail("tar headers scanned"))
+    metas = list(r.iter_meta())
+    assert [m["clip_id"] for m in metas] == IDS
+    assert metas[2] == clips[IDS[2]].meta_dict()
