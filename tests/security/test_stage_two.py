@@ -96,7 +96,7 @@ CASES = {  # item 4 (hash-consistent but wrong content) and item 5 (tracebacks i
                      "feat_l04.*NaN or Inf"),
     "Inf confidence": (replace(".depth_conf.npy", npy_change(lambda a: np.full_like(a, np.inf))),
                        "depth_conf.*NaN or Inf"),
-    "duplicate member": (lambda ms: ms.append([ms[1][0], ms[1][1]]), "appears twice"),
+    "duplicate member": (lambda ms: ms.insert(2, [ms[1][0], ms[1][1]]), "appears twice|twice|duplicate"),
     "schema 9.0": (replace(".meta.json", _meta_schema_9), "schema_version.*9.0"),
     "malformed meta JSON": (replace(".meta.json", lambda b: b"[1, 2]"), "metadata is a list"),
     "string dtype": (replace(".depth.npy", lambda b: npy(np.array(["a", "b"]))), "not a plain numeric dtype"),
