@@ -146,6 +146,8 @@ def run_mode(mode: str, div: int, frames: int, steps: int) -> dict:  # noqa: C90
     from torch.utils.flop_counter import FlopCounterMode
 
     from geovr.train.losses import LossConfig
+    from geovr.train.objective import GeoObjective
+    from geovr.train.student.adapters import adapter_for
     from geovr.train.student.collate import StudentSample, prepare_sample
     from geovr.train.student.model import GeoStudent, StudentConfig
     from geovr.train.student.tiny import build_tiny_student_dir
@@ -161,13 +163,15 @@ def run_mode(mode: str, div: int, frames: int, steps: int) -> dict:  # noqa: C90
     hf = AutoModelForImageTextToText.from_pretrained(path, attn_implementation="sdpa")
     cfg = StudentConfig(model=str(path), teacher_feature_dim=sz["vggt"]["embed_dim"], teacher_layers=list(LAYERS),
                         **sz["heads"])
-    student = GeoStudent(hf, processor.tokenizer, cfg, LossConfig()).to(device).train()
+    adapter = adapter_for(processor, hf.config)
+    student = GeoStudent(hf, adapter, cfg).to(device).train()
+    objective = GeoObjective(student, LossConfig())
     opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=1e-5)
     teacher_frames, student_frames = render_frames(frames)
     teacher_frames = teacher_frames.to(device)
     msgs = [{"role": "user", "content": "<video>\nHow many chairs are in this room?"},
             {"role": "assistant", "content": "2"}]
-    sample = prepare_sample(processor, StudentSample(frames=student_frames, fps=2.0, messages=msgs))
+    sample = prepare_sample(adapter, StudentSample(frames=student_frames, fps=2.0, messages=msgs))
     teachers = OnlineTeachers(sz, device, cache) if mode == "online" else None
     fixed = cached_targets(sz, frames, device)
     autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda")
@@ -175,7 +179,7 @@ def run_mode(mode: str, div: int, frames: int, steps: int) -> dict:  # noqa: C90
     def step() -> None:
         with autocast:
             targets = teachers(teacher_frames) if teachers is not None else fixed
-            loss = student([{**sample, "targets": targets}])["loss"]
+            loss = objective([{**sample, "targets": targets}])["loss"]
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

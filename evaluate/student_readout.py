@@ -26,7 +26,7 @@ def readout_metrics(export_dir: str, ref_root: str, alignment: str = "median", t
     from geovr.train.export import load_exported
     from geovr.train.student.collate import prepare_sample
 
-    student, processor = load_exported(export_dir)
+    student, adapter = load_exported(export_dir)
     student.eval().to("cuda" if torch.cuda.is_available() else "cpu")
     reader = StoreReader(ref_root)
     ids = reader.clip_ids[:max_clips] if max_clips else reader.clip_ids
@@ -34,7 +34,7 @@ def readout_metrics(export_dir: str, ref_root: str, alignment: str = "median", t
     per_clip = {}
     for cid in tqdm(ids, desc="readout", unit="clip", disable=not progress):
         clip = reader[cid]
-        sample = prepare_sample(processor, clip_sample(clip, reader.header.features.dtype, targets=False),
+        sample = prepare_sample(adapter, clip_sample(clip, reader.header.features.dtype, targets=False),
                                 frame_mode=student.cfg.frame_mode, train=True)
         pred = {k: v.float().cpu().numpy() for k, v in student.predict(sample, clip.depth.shape[1:]).items()}
         t = len(pred["pose_enc"])

@@ -4,15 +4,17 @@ import os
 
 import numpy as np
 import pytest
-from transformers import AutoProcessor
+from transformers import AutoConfig, AutoProcessor
 
+from geovr.train.student.adapters import adapter_for
 from geovr.train.student.collate import StudentSample, prepare_sample
 from geovr.train.student.tiny import build_tiny_student_dir
 
 
 def _processor(family, name, tmp_path_factory):
     root = os.environ.get("GEOVR_TEST_CACHE") or str(tmp_path_factory.mktemp("tiny"))
-    return AutoProcessor.from_pretrained(build_tiny_student_dir(f"{root}/{name}", family))
+    path = build_tiny_student_dir(f"{root}/{name}", family)
+    return adapter_for(AutoProcessor.from_pretrained(path), AutoConfig.from_pretrained(path))
 
 
 def _sample(times):
@@ -23,10 +25,10 @@ def _sample(times):
 def test_qwen3vl_prompt_carries_each_frames_own_time(tmp_path_factory):
     proc = _processor("qwen3_vl", "tiny-qwen3vl", tmp_path_factory)
     s = prepare_sample(proc, _sample([3.0, 3.5, 4.0, 4.5]), frame_mode="duplicate")
-    text = proc.tokenizer.decode(s["inputs"]["input_ids"][0])
+    text = proc.processor.tokenizer.decode(s["inputs"]["input_ids"][0])
     stamps = [f"<{t:.1f} seconds>" for t in (3.0, 3.5, 4.0, 4.5)]
     assert all(st in text for st in stamps) and text.index(stamps[0]) < text.index(stamps[-1])
-    paired = proc.tokenizer.decode(prepare_sample(proc, _sample([3.0, 3.5, 4.0, 4.5]), frame_mode="pair")
+    paired = proc.processor.tokenizer.decode(prepare_sample(proc, _sample([3.0, 3.5, 4.0, 4.5]), frame_mode="pair")
                                    ["inputs"]["input_ids"][0])
     assert "<3.2 seconds>" in paired and "<4.2 seconds>" in paired  # a pair's mean time (3.25 s, 4.25 s)
 

@@ -8,6 +8,7 @@ import torch
 from geovr.train.config import DataConfig
 from geovr.train.data import TrainData
 from geovr.train.losses import LossConfig
+from geovr.train.objective import GeoObjective
 from geovr.train.student.collate import prepare_sample
 from geovr.train.student.model import StudentConfig, load_student, resolve_model_path
 
@@ -18,7 +19,8 @@ def _loss_and_grads(store, qa, cache, checkpointing):
                         teacher_feature_dim=data.teacher_dim, teacher_layers=data.teacher_layers)
     resolve_model_path(cfg)  # build the tiny folder (if needed) before seeding: building draws random numbers
     torch.manual_seed(0)  # same head initialisation in both runs
-    student, processor = load_student(cfg, LossConfig())
+    student, adapter = load_student(cfg)
+    objective = GeoObjective(student, LossConfig())
     student.train()
     calls = []
     mlp = student.hf_model.model.language_model.layers[1].mlp  # counts calls of a module inside the layer
@@ -29,8 +31,8 @@ def _loss_and_grads(store, qa, cache, checkpointing):
         return inner(*args, **kwargs)
 
     mlp.forward = counting  # (module hooks are not replayed by the recompute, so wrap forward itself)
-    sample = prepare_sample(processor, data.sample(0))
-    loss = student([sample])["loss"]
+    sample = prepare_sample(adapter, data.sample(0))
+    loss = objective([sample])["loss"]
     forward_calls = len(calls)
     loss.backward()
     grads = {n: p.grad.clone() for n, p in student.named_parameters() if p.grad is not None}
@@ -56,7 +58,7 @@ def test_head_widths_follow_the_config_and_the_paper_recipe(tmp_path_factory):
     cache = os.environ.get("GEOVR_TEST_CACHE") or str(tmp_path_factory.mktemp("tiny"))
     cfg = StudentConfig(model="tiny-qwen3vl", tiny_cache=cache, camera_hidden=24, scale_hidden=12,
                         teacher_feature_dim=40, teacher_layers=[1, 2])
-    student, _ = load_student(cfg, LossConfig())
+    student, _ = load_student(cfg)
     assert student.camera_head.trunk[1].out_features == 24 and student.scale_head.net[1].out_features == 12
     assert [h.net[1].out_features for h in student.distill_heads] == [40, 40]  # None = teacher width
     assert [h.net[3].out_features for h in student.distill_heads] == [40, 40]

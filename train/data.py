@@ -166,12 +166,6 @@ class TrainData:
         raise StoreError("no good training item left")
 
 
-def merged_patch(processor) -> int:
-    """The student's merged patch in pixels: its video processor's ``patch_size * merge_size``."""
-    vp = getattr(processor, "video_processor", processor)
-    return int(vp.patch_size) * int(getattr(vp, "merge_size", 1))
-
-
 def clip_sample(clip, feature_dtype: str, messages: list[dict] | None = None, targets: bool = True) -> StudentSample:
     """A cached ``ClipTargets`` as a ``StudentSample``: decoded frames, true timestamps, float32 targets.
 

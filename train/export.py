@@ -18,8 +18,8 @@ def export(engine, processor, cfg, out: Path, rank: int) -> None:
     import deepspeed
     from safetensors.torch import save_file
 
-    module = engine.module
-    params = list(module.parameters())
+    module = engine.module.student  # engine.module is the GeoObjective around the student
+    params = list(engine.module.parameters())
     gather = deepspeed.zero.GatheredParameters(params, modifier_rank=None) if cfg.deepspeed.zero_stage == 3 \
         else _Null()
     with gather:
@@ -44,20 +44,19 @@ class _Null:
 
 
 def load_exported(export_dir: str | Path):
-    """Rebuild the training-time ``GeoStudent`` (HF model + heads) from an export folder, for readout."""
+    """``(GeoStudent, adapter)``: the training-time student (HF model + heads) rebuilt from an export folder."""
     from safetensors.torch import load_file
 
-    from geovr.train.losses import LossConfig
     from geovr.train.student.model import StudentConfig, load_student
 
     export_dir = Path(export_dir)
     meta = json.loads((export_dir / "geovr_heads" / "heads.json").read_text())
     cfg = StudentConfig(**{**meta["student"], "model": str(export_dir), "layer_map": meta["layer_map"]})
-    student, processor = load_student(cfg, LossConfig())
+    student, adapter = load_student(cfg)
     missing, unexpected = student.load_state_dict(load_file(export_dir / "geovr_heads" / "heads.safetensors"),
                                                   strict=False)
     missing = [k for k in missing if not k.startswith("hf_model.")]
     if missing or unexpected:
         raise ValueError(f"{export_dir}: heads do not match the student (missing {missing[:5]}, unexpected "
                          f"{unexpected[:5]})")
-    return student, processor
+    return student, adapter

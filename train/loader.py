@@ -18,9 +18,10 @@ from geovr.train.config import DataConfig
 class PreparedSamples:
     """Map-style dataset: index ``k`` -> prepared sample of (``start_step + k // accum``, ``k % accum``)."""
 
-    def __init__(self, cfg: DataConfig, seed: int, processor: Any, frame_mode: str, start_step: int, max_steps: int,
+    def __init__(self, cfg: DataConfig, seed: int, adapter: Any, frame_mode: str, start_step: int, max_steps: int,
                  rank: int, world: int, accum: int, data: Any = None) -> None:
-        self.cfg, self.seed, self.processor, self.frame_mode = cfg, seed, processor, frame_mode
+        """``adapter``: the student's ``StudentAdapter`` (holds the processor)."""
+        self.cfg, self.seed, self.adapter, self.frame_mode = cfg, seed, adapter, frame_mode
         self.start, self.max_steps, self.rank, self.world, self.accum = start_step, max_steps, rank, world, accum
         self._data, self._pid = data, os.getpid()
         self._teacher_dim = getattr(data, "teacher_dim", 0)
@@ -46,7 +47,7 @@ class PreparedSamples:
         data = self._reader()
         step, micro = self.start + k // self.accum, k % self.accum
         pos = data.position(step, micro, self.rank, self.world, self.accum)
-        return prepare_sample(self.processor, data.sample(pos), self.frame_mode)
+        return prepare_sample(self.adapter, data.sample(pos), self.frame_mode)
 
 
 def _identity(sample: dict) -> dict:

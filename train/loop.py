@@ -65,9 +65,10 @@ def train(cfg: TrainConfig) -> dict:  # noqa: C901
     import torch
     from tqdm import tqdm
 
-    from geovr.train.data import TrainData, merged_patch
+    from geovr.train.data import TrainData
     from geovr.train.export import export
     from geovr.train.loader import PreparedSamples, sample_loader
+    from geovr.train.objective import GeoObjective
     from geovr.train.student.model import load_student
 
     _dist_env()
@@ -83,15 +84,19 @@ def train(cfg: TrainConfig) -> dict:  # noqa: C901
     data = TrainData(cfg.data, cfg.run.seed)
     cfg.model.teacher_layers = data.teacher_layers
     cfg.model.teacher_feature_dim = data.teacher_dim or cfg.model.teacher_feature_dim
-    student, processor = load_student(cfg.model, cfg.loss, torch.bfloat16 if bf16 else torch.float32)
-    data.check_student(merged_patch(processor))  # stored frames enter the processor without a resize
+    # the store header's teacher records its layer count once extraction writes it (older stores: the config's)
+    cfg.model.teacher_num_layers = getattr(data.readers[0].header.teacher, "num_layers", None) \
+        or cfg.model.teacher_num_layers
+    student, adapter = load_student(cfg.model, torch.bfloat16 if bf16 else torch.float32)
+    objective = GeoObjective(student, cfg.loss)
+    data.check_student(adapter.merged_patch)  # stored frames enter the processor without a resize
     opt = torch.optim.AdamW(
         [{"params": student.student_parameters(), "lr": cfg.optim.lr},
          {"params": student.head_parameters(), "lr": cfg.optim.head_lr}],
         weight_decay=cfg.optim.weight_decay,
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.run.max_steps, cfg.optim.warmup_ratio))
-    engine, _, _, sched = deepspeed.initialize(model=student, optimizer=opt, lr_scheduler=sched,
+    engine, _, _, sched = deepspeed.initialize(model=objective, optimizer=opt, lr_scheduler=sched,
                                                config=ds_config(cfg, world, bf16))
     out = Path(cfg.run.out_dir)
     ckpt = out / "checkpoints"
@@ -102,7 +107,7 @@ def train(cfg: TrainConfig) -> dict:  # noqa: C901
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, out / "config.yaml")
-    samples = sample_loader(PreparedSamples(cfg.data, cfg.run.seed, processor, cfg.model.frame_mode, start,
+    samples = sample_loader(PreparedSamples(cfg.data, cfg.run.seed, adapter, cfg.model.frame_mode, start,
                                             cfg.run.max_steps, rank, world, cfg.optim.grad_accum, data),
                             cfg.data.workers)
     batches = iter(samples)
@@ -136,5 +141,5 @@ def train(cfg: TrainConfig) -> dict:  # noqa: C901
         if stopping:
             return last
     if cfg.run.export:
-        export(engine, processor, cfg, out / "export", rank)
+        export(engine, adapter.processor, cfg, out / "export", rank)
     return last

