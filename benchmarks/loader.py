@@ -38,7 +38,7 @@ def paper_clip(clip_id: str, header, frames: int, seed: int):
     ext = np.tile(np.eye(3, 4, dtype=np.float32), (frames, 1, 1))
     k = np.tile(np.array([[400.0, 0, w / 2], [0, 400.0, h / 2], [0, 0, 1]], np.float32), (frames, 1, 1))
     pose = np.tile(np.array([0, 0, 0, 0, 0, 0, 1, 0.8, 1.0], np.float32), (frames, 1))
-    img = (rng.random((h // 8, w // 8, 3)) * 255).astype(np.uint8).repeat(8, 0).repeat(8, 1)
+    img = (rng.random((-(-h // 8), -(-w // 8), 3)) * 255).astype(np.uint8).repeat(8, 0).repeat(8, 1)[:h, :w]
     feats = {
         layer: encode_features(rng.normal(size=(frames, gh, gw, PAPER["feat_channels"])).astype(np.float32), "bf16")[0]
         for layer in PAPER["feat_layers"]

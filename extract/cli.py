@@ -19,8 +19,10 @@ from geovr.shared.errors import UsageError
 def _extract(raw: dict[str, Any], plan_only: bool = False, finalize: bool = False) -> None:
     """Run the teacher once over a video corpus and cache its targets in a sharded store.
 
-    Exit codes: 0 all clips stored; 1 some clips failed (listed, recorded in clips.parquet); 2 bad usage;
-    3 environment (e.g. a hub id while offline).
+    Exit codes: 0 all clips stored; 1 some clips failed (listed, recorded in clips.parquet); 2 bad usage
+    (flags, corpus manifest, another job already writing this rank into --out); 3 environment (disk full,
+    missing package, hub unreachable; finished shards are kept, rerun to resume); 4 the output folder holds
+    an incompatible or damaged store.
     """
     if not raw.get("out"):
         raise UsageError("--out is required")

@@ -10,6 +10,7 @@ own shard prefix ``r{rank:03d}``; ``finalize_store`` merges all ranks' sidecars.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import threading
@@ -20,6 +21,7 @@ from typing import Any
 from geovr.extract.config import PRESETS, SCALE_FROM, ExtractConfig  # noqa: F401  (re-exported)
 from geovr.extract.corpus import CorpusRow, read_corpus
 from geovr.extract.targets import build_targets
+from geovr.shared.errors import environment_problem
 from geovr.shared.features import FeatureSpec
 from geovr.shared.sampling import SamplingConfig, plan_sampling
 from geovr.shared.schema import VideoRef
@@ -52,10 +54,12 @@ class _ClipSource:
         try:
             info = probe(row.uri)
             plan = plan_sampling(info.num_frames, info.fps, info.hw, self.sampling, row.start_frame, row.end_frame)
-            frames = crop_resize(read_frames(row.uri, plan.indices), plan.resize)  # the student's frames
+            frames = crop_resize(read_frames(row.uri, plan.indices, info.hw), plan.resize)  # the student's frames
             teacher_frames = crop_resize(frames, plan.teacher)  # derived from exactly those
         except (VideoError, ValueError, OSError) as exc:
             return {"row": row, "error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - any other decode failure fails this clip only
+            return {"row": row, "error": f"{row.uri}: cannot decode ({type(exc).__name__}: {exc})"}
         video = VideoRef(uri=str(row.uri), sha256=info.sha256, fps=info.fps, num_frames=info.num_frames)
         return {"row": row, "plan": plan, "frames": frames, "teacher_frames": teacher_frames, "video": video}
 
@@ -160,40 +164,82 @@ def make_header(cfg: ExtractConfig, teacher_info: Any, layers: tuple[int, ...], 
                        jpeg_quality=cfg.jpeg_quality, created_by={"geovr": __version__})
 
 
-def run_extract(cfg: ExtractConfig) -> ExtractResult:  # noqa: C901
-    """Extract every clip of this rank's share that is not committed yet."""
-    import torch
-    from tqdm import tqdm
+def _lock_out(cfg: ExtractConfig) -> Any:
+    """Take this rank's exclusive lock on the output folder before anything loads (a second job with the same
+    rank is refused with ``UsageError``); with no other job running, remove temporaries a killed run left."""
+    from geovr.shared.stores.finalize import remove_temporaries
+    from geovr.shared.stores.lock import PrefixLock, held_locks
 
-    from geovr.extract.scale import ground_truth_scale, metric_teacher_scale
-    from geovr.extract.teachers import ClipContext, build_teacher
-    from geovr.shared.stores import ClipFailure, StoreWriter
+    out = os.path.abspath(cfg.out)
+    os.makedirs(out, exist_ok=True)
+    lock = PrefixLock(out, f"r{cfg.rank:03d}")
+    if not held_locks(out):
+        remove_temporaries(out)
+    return lock
+
+
+def run_extract(cfg: ExtractConfig) -> ExtractResult:
+    """Extract every clip of this rank's share that is not committed yet.
+
+    Raises ``UsageError`` (bad corpus manifest, another job holding this rank's lock), ``EnvironmentProblem``
+    (disk full, quota, read-only file system) or ``StoreError`` (the output holds an incompatible store).
+    """
+    from geovr.extract.teachers import build_teacher
+    from geovr.shared.stores import StoreWriter
 
     t0 = time.perf_counter()
     cfg.validate()
     rank, world = rank_from_env(cfg.rank, cfg.world_size)
+    cfg = dataclasses.replace(cfg, rank=rank, world_size=world)  # resolved once: the lock, shards and share use it
     rows = read_corpus(cfg.corpus)
-    teacher = build_teacher(cfg.teacher, **cfg.teacher_options())
-    layers = tuple(teacher.info.feature_layers)  # a tiny teacher may map the requested layers onto its own depth
-    # a teacher whose features are single-width (DA3) keeps all channels: there is no frame half to take
-    header = make_header(cfg, teacher.info, layers, None if getattr(teacher, "feature_halves", True) else "both")
-    metric_model = None
-    if cfg.metric_depth and cfg.scale_from in ("auto", "metric_teacher"):
-        from geovr.extract.metric_depth import load_metric_depth
+    lock = _lock_out(cfg)
+    try:
+        teacher = build_teacher(cfg.teacher, **cfg.teacher_options())
+        layers = tuple(teacher.info.feature_layers)  # a tiny teacher may map the requested layers onto its own depth
+        # a teacher whose features are single-width (DA3) keeps all channels: there is no frame half to take
+        header = make_header(cfg, teacher.info, layers, None if getattr(teacher, "feature_halves", True) else "both")
+        metric_model = None
+        if cfg.metric_depth and cfg.scale_from in ("auto", "metric_teacher"):
+            from geovr.extract.metric_depth import load_metric_depth
 
-        metric_model = load_metric_depth(cfg.metric_depth, device=cfg.device or cfg.teacher_kwargs.get("device"))
-    writer = StoreWriter(cfg.out, header, shard_prefix=f"r{rank:03d}")
+            metric_model = load_metric_depth(cfg.metric_depth, device=cfg.device or cfg.teacher_kwargs.get("device"))
+        writer = StoreWriter(cfg.out, header, shard_prefix=f"r{cfg.rank:03d}")  # shares this process's lock
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        return _run(cfg, writer, rows, teacher, layers, header, metric_model, t0)
+    except (OSError, RuntimeError) as exc:
+        env = environment_problem(exc)  # disk full, quota, read-only: exit 3, not "some clips failed"
+        if env is not None:
+            raise env from exc
+        raise
+    finally:
+        writer.close()
+        lock.release()
+
+
+def _run(cfg: ExtractConfig, writer: Any, rows: list[CorpusRow], teacher: Any, layers: tuple[int, ...], header: Any,
+         metric_model: Any, t0: float) -> ExtractResult:  # noqa: C901
+    import torch
+    from tqdm import tqdm
+
+    from geovr.extract.scale import ground_truth_scale, metric_teacher_scale
+    from geovr.extract.teachers import ClipContext
+    from geovr.shared.proc import die_with_parent
+    from geovr.shared.stores import ClipFailure
+
     if cfg.format == "zarr":
         import zarr  # noqa: F401  (imported here, not on the writer thread's first shard)
     done = writer.done()
-    mine = [r for i, r in enumerate(rows) if i % world == rank]
+    mine = [r for i, r in enumerate(rows) if i % cfg.world_size == cfg.rank]
     todo = [r for r in mine if r.clip_id not in done]
     thread = _ShardWriterThread(writer, cfg.clips_per_shard)
     thread.start()
     loader = torch.utils.data.DataLoader(_ClipSource(todo, cfg.sampling), batch_size=1, num_workers=cfg.workers,
-                                         collate_fn=_identity)
+                                         collate_fn=_identity, worker_init_fn=die_with_parent if cfg.workers else None)
     stored, frames_done, failed = 0, 0, []
-    bar = tqdm(total=len(todo), desc=f"extract r{rank}", unit="clip", disable=not cfg.progress)
+    bar = tqdm(total=len(todo), desc=f"extract r{cfg.rank}", unit="clip", disable=not cfg.progress)
 
     def fail(row: CorpusRow, reason: str) -> None:
         failed.append((row.clip_id, reason))

@@ -78,7 +78,8 @@ def pull(
     url: Annotated[str, typer.Argument(help="Source store URL.")],
     dest: Annotated[str, typer.Argument(help="Local destination folder.")],
 ) -> None:
-    """Download a store: resumable (skips files with matching sha256), temp names then rename."""
+    """Download a store: every name and hash checked, copied into a temporary sibling folder, verified, then
+    renamed onto DEST (absent or empty; a folder holding another store is refused). Resumable."""
     _transfer(url, dest)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 import warnings
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geovr.shared.features import FeatureSpec
-from geovr.shared.safety import IncompatibleStoreError
+from geovr.shared.safety import IncompatibleStoreError, UnsafeContentError, check_rel_path
 from geovr.shared.schema import SCHEMA_VERSION, TeacherInfo
 
 __all__ = [
@@ -34,8 +35,10 @@ __all__ = [
     "FileEntry",
     "Manifest",
     "ShardEntry",
+    "SHARD_NAME_RE",
     "StoreHeader",
     "TargetSpec",
+    "check_manifest_names",
     "check_version",
     "header_differences",
     "json_schema",
@@ -44,8 +47,10 @@ __all__ = [
 
 FORMAT_NAME = "geovr-targets"
 """Value of ``Manifest.format``."""
-FORMAT_VERSION = "1.0"
-"""Store format version this code writes and reads, ``MAJOR.MINOR``."""
+FORMAT_VERSION = "1.1"
+"""Store format version this code writes and reads, ``MAJOR.MINOR`` (1.1 added ``Manifest.meta_files``)."""
+SHARD_NAME_RE = re.compile(r"^([A-Za-z0-9_-]+)-(\d{5})$")
+"""Committed shard names: ``<prefix>-<seq:05d>`` (also the only shard names a reader accepts)."""
 STORE_FORMATS = ("zarr", "wds")
 """Shard formats: Zarr v3 sharded groups or WebDataset tars."""
 
@@ -258,6 +263,13 @@ class Manifest:
     """Per-clip table (clip_id, shard, row, status, reason, num_frames), relative to the store root."""
     clips_table_sha256: str = ""
     """Hex sha256 of ``clips_table``."""
+    meta_files: list[FileEntry] = field(default_factory=list)
+    """``header.json`` and every shard sidecar (``shards/<name>.json``), relative to the store root, with
+    bytes and sha256 (format >= 1.1), so every file of a store is covered by a hash in ``index.json``."""
+
+    def expected_meta_files(self) -> set[str]:
+        """Store-root-relative paths ``meta_files`` must cover: ``header.json`` and each shard's sidecar."""
+        return {"header.json"} | {f"shards/{s.name}.json" for s in self.shards}
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -288,7 +300,7 @@ class Manifest:
                 for s in d["shards"]
             ]
             targets = [TargetSpec(**_known(TargetSpec, t, f"{what} target")) for t in d.get("targets", [])]
-            return cls(
+            man = cls(
                 format=d["format"],
                 format_version=str(d["format_version"]),
                 header=header,
@@ -298,9 +310,51 @@ class Manifest:
                 num_failed=int(d["num_failed"]),
                 clips_table=str(d.get("clips_table", "clips.parquet")),
                 clips_table_sha256=str(d.get("clips_table_sha256", "")),
+                meta_files=[FileEntry(**_known(FileEntry, f, f"{what} meta file")) for f in d.get("meta_files", [])],
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise IncompatibleStoreError(f"{what}: malformed manifest ({type(e).__name__}: {e})") from e
+        check_manifest_names(man, what)
+        return man
+
+
+def check_manifest_names(man: Manifest, what: str = "index.json") -> None:
+    """The trust boundary for names read from ``index.json``: every shard name, file path, the clip
+    table and the meta files must be safe relative paths of the right shape, before any I/O uses them.
+
+    Raises ``UnsafeContentError`` naming ``what`` and the offending entry.
+    """
+    names: set[str] = set()
+    paths: set[str] = set()
+    for s in man.shards:
+        if not isinstance(s.name, str) or not SHARD_NAME_RE.match(s.name):
+            raise UnsafeContentError(f"{what}: shard name {s.name!r} is not '<prefix>-<seq:05d>'; refused")
+        if s.name in names:
+            raise UnsafeContentError(f"{what}: shard {s.name!r} listed twice")
+        names.add(s.name)
+        if s.format != man.header.format:
+            raise UnsafeContentError(f"{what}: shard {s.name!r} has format {s.format!r}, store {man.header.format!r}")
+        for f in s.files:
+            check_rel_path(f.path, f"{what} shard {s.name}")
+            ok = (f.path in (f"{s.name}.tar", f"{s.name}.idx.npy") if s.format == "wds"  # tar + its offset index
+                  else f.path.startswith(f"{s.name}/"))
+            if not ok or f.path in paths:
+                raise UnsafeContentError(f"{what}: file {f.path!r} does not belong to shard {s.name!r} "
+                                         "(or is listed twice); refused")
+            if not isinstance(f.bytes, int) or f.bytes < 0 or not isinstance(f.sha256, str):
+                raise UnsafeContentError(f"{what}: file {f.path!r} has an invalid size or hash")
+            paths.add(f.path)
+    check_rel_path(man.clips_table, f"{what} clips_table")
+    if man.clips_table in ("index.json", "header.json") or man.clips_table.startswith("shards/"):
+        raise UnsafeContentError(f"{what}: clips_table {man.clips_table!r} names a file the store uses otherwise")
+    allowed = man.expected_meta_files()
+    seen: set[str] = set()
+    for f in man.meta_files:
+        check_rel_path(f.path, f"{what} meta_files")
+        if f.path not in allowed or f.path in seen:
+            raise UnsafeContentError(f"{what}: meta file {f.path!r} is not header.json or a shard sidecar "
+                                     "(or is listed twice); refused")
+        seen.add(f.path)
 
 
 def target_specs(header: StoreHeader) -> list[TargetSpec]:

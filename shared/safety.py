@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import stat
 import tarfile
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +23,13 @@ __all__ = [
     "StoreError",
     "TarLimits",
     "UnsafeContentError",
+    "check_regular_file",
+    "check_rel_path",
     "check_tar_member",
+    "is_local_fs",
     "load_json_bytes",
     "load_npy_bytes",
+    "read_bounded",
     "read_json_file",
     "safe_tar_members",
 ]
@@ -72,34 +78,129 @@ def load_json_bytes(data: bytes, name: str, max_bytes: int = MAX_JSON_BYTES) -> 
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CorruptStoreError(f"{name}: not valid UTF-8 JSON ({e})") from e
+    except RecursionError as e:
+        raise UnsafeContentError(f"{name}: JSON nested too deeply; refused") from e
+
+
+def check_rel_path(rel: object, where: str) -> str:
+    """``rel`` as a safe ``/``-separated path relative to a store root, else ``UnsafeContentError``.
+
+    Refused: non-strings, empty, absolute (``/x``, ``\\x``, ``C:``), ``..`` / ``.`` / empty components,
+    backslashes, NUL and other control characters. ``where`` names the file the name was read from.
+    """
+    if not isinstance(rel, str) or not rel:
+        raise UnsafeContentError(f"{where}: path {rel!r} is not a non-empty string")
+    if rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":") or "\\" in rel:
+        raise UnsafeContentError(f"{where}: path {rel!r} is absolute or uses backslashes; refused")
+    if any(ord(c) < 32 or c == "\x7f" for c in rel):
+        raise UnsafeContentError(f"{where}: path {rel!r} holds control characters; refused")
+    parts = rel.split("/")
+    if ".." in parts:
+        raise UnsafeContentError(f"{where}: path {rel!r} escapes the store with '..'; refused")
+    if any(p in ("", ".") for p in parts):
+        raise UnsafeContentError(f"{where}: path {rel!r} has empty or '.' components; refused")
+    return rel
+
+
+def is_local_fs(fs: Any) -> bool:
+    if fs is None:
+        return True
+    proto = getattr(fs, "protocol", None)
+    protos = proto if isinstance(proto, tuple) else (proto,)
+    return "file" in protos or "local" in protos
+
+
+def check_regular_file(path: str, fs: Any = None, root: str | None = None) -> None:
+    """Refuse anything but a plain file at ``path`` before it is opened: a symlink, FIFO, device, socket
+    or folder would leak private files or hang a reader. For local files, with ``root`` given, the real
+    path must also lie inside ``root`` (no symlinked parent folder). Missing -> ``CorruptStoreError``."""
+    if is_local_fs(fs):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError as e:
+            raise CorruptStoreError(f"{path}: file is missing") from e
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafeContentError(f"{path}: is a symlink; store files must be plain files")
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeContentError(f"{path}: is a FIFO, device, socket or folder, not a plain file; refused")
+        if root is not None:
+            real, real_root = os.path.realpath(path), os.path.realpath(root)
+            if os.path.commonpath([real, real_root]) != real_root:
+                raise UnsafeContentError(f"{path}: resolves to {real}, outside the store {root} (symlinked folder)")
+        return
+    try:
+        info = fs.info(path)
+    except FileNotFoundError as e:
+        raise CorruptStoreError(f"{path}: file is missing") from e
+    if info.get("type") != "file" or info.get("islink"):
+        raise UnsafeContentError(f"{path}: is a {info.get('type')!r}, not a plain file; refused")
+
+
+def read_bounded(f: Any, max_bytes: int) -> bytes:
+    """At most ``max_bytes`` from an open binary file, read in 1 MiB blocks (``f.read(n)`` would allocate ``n``
+    up front, 64 MiB per small JSON file)."""
+    parts, n = [], 0
+    while n < max_bytes:
+        block = f.read(min(1 << 20, max_bytes - n))
+        if not block:
+            break
+        parts.append(block)
+        n += len(block)
+    return b"".join(parts)
 
 
 def read_json_file(path: str, fs: Any = None, max_bytes: int = MAX_JSON_BYTES) -> Any:
     """Read and parse a bounded JSON file (local path, or on fsspec filesystem ``fs``)."""
+    check_regular_file(path, fs)
     opener = open if fs is None else fs.open
     try:
         with opener(path, "rb") as f:
-            data = f.read(max_bytes + 1)
+            data = read_bounded(f, max_bytes + 1)
     except FileNotFoundError as e:
         raise CorruptStoreError(f"{path}: file is missing") from e
     return load_json_bytes(data, path, max_bytes)
 
 
+NUMERIC_KINDS = "biuf"
+"""numpy dtype kinds a store array may have: bool, signed / unsigned int, float."""
+
+
 def load_npy_bytes(data: bytes, name: str) -> np.ndarray:
-    """Load a ``.npy`` payload without pickle; object / structured dtypes are refused."""
+    """Load a ``.npy`` payload without pickle; only plain numeric dtypes (``NUMERIC_KINDS``) are accepted.
+
+    The header is parsed and its shape checked against the payload size *before* anything is allocated.
+    """
+    from numpy.lib import format as npf
+
+    f = io.BytesIO(data)
     try:
-        arr = np.load(io.BytesIO(data), allow_pickle=False)
+        version = npf.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = npf.read_array_header_1_0(f, max_header_size=10_000)
+        elif version == (2, 0):
+            shape, fortran, dtype = npf.read_array_header_2_0(f, max_header_size=10_000)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
     except ValueError as e:
-        if "pickle" in str(e).lower() or "object" in str(e).lower():
-            raise UnsafeContentError(f"{name}: .npy holds Python objects (pickle); refused") from e
         raise CorruptStoreError(f"{name}: not a valid .npy file ({e})") from e
-    except (OSError, EOFError) as e:
-        raise CorruptStoreError(f"{name}: not a valid .npy file ({e})") from e
-    if not isinstance(arr, np.ndarray):
-        raise CorruptStoreError(f"{name}: expected a single .npy array, got {type(arr).__name__}")
-    if arr.dtype.hasobject or arr.dtype.fields is not None:
-        raise UnsafeContentError(f"{name}: .npy dtype {arr.dtype} is not a plain numeric dtype; refused")
-    return arr
+    except (OSError, EOFError, SyntaxError, TypeError) as e:
+        raise CorruptStoreError(f"{name}: not a valid .npy file ({type(e).__name__}: {e})") from e
+    if dtype.hasobject:
+        raise UnsafeContentError(f"{name}: .npy holds Python objects (pickle); refused")
+    if dtype.fields is not None or dtype.kind not in NUMERIC_KINDS or dtype.subdtype is not None:
+        raise UnsafeContentError(f"{name}: .npy dtype {dtype} is not a plain numeric dtype; refused")
+    count = 1
+    for d in shape:
+        if not isinstance(d, int) or d < 0:
+            raise CorruptStoreError(f"{name}: .npy shape {shape} is invalid")
+        count *= d
+    payload = len(data) - f.tell()
+    if count * dtype.itemsize != payload:
+        raise CorruptStoreError(f"{name}: .npy header says shape {shape} {dtype} ({count * dtype.itemsize} bytes) "
+                                f"but holds {payload} bytes")
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=f.tell())
+    arr = arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+    return arr.copy()
 
 
 def check_tar_member(m: tarfile.TarInfo, tar_name: str, limits: TarLimits) -> None:

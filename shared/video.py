@@ -18,6 +18,9 @@ from geovr.shared.seek import NotIndexable, index_packets, read_sparse, stream_f
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 """Files of an image-folder clip (sorted by name = frame order)."""
+MAX_IMAGE_PIXELS = 1 << 27
+"""Largest image (width x height, ~134 Mpx) decoded; a larger declared size (decompression bomb) fails the clip
+before any pixel is decoded."""
 
 
 class VideoError(RuntimeError):
@@ -122,24 +125,40 @@ def probe(path: str | Path) -> SourceInfo:
     return SourceInfo(count, fps, hw, content_sha256(path))
 
 
-def load_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+def load_image(path: Path, hw: tuple[int, int] | None = None) -> np.ndarray:
+    """RGB uint8 ``[H, W, 3]`` of one image file; its declared size is checked (``MAX_IMAGE_PIXELS`` and, given
+    ``hw``, exactly ``(H, W)``) before it is decoded. Every failure is a ``VideoError`` naming the file."""
+    from PIL import Image
 
     try:
         with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise VideoError(f"{path}: unreadable image ({exc})") from exc
+            w, h = img.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise VideoError(f"{path}: image declares {w}x{h} pixels, over the {MAX_IMAGE_PIXELS}-pixel limit")
+            if hw is not None and (h, w) != tuple(hw):
+                raise VideoError(f"{path}: frame is {w}x{h}, the clip's first frame is {hw[1]}x{hw[0]}; "
+                                 "every frame of an image folder must have the same size")
+            out = np.asarray(img.convert("RGB"))
+    except VideoError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types (OSError, DecompressionBombError, ValueError...)
+        raise VideoError(f"{path}: unreadable image ({type(exc).__name__}: {exc})") from exc
+    if out.ndim != 3 or out.shape[:2] != (h, w):
+        raise VideoError(f"{path}: decoded to shape {out.shape}, header said {w}x{h}")
+    return out
 
 
-def read_frames(path: str | Path, indices: np.ndarray) -> np.ndarray:
-    """RGB uint8 ``[S, H, W, 3]`` of the given source frame indices."""
+def read_frames(path: str | Path, indices: np.ndarray, hw: tuple[int, int] | None = None) -> np.ndarray:
+    """RGB uint8 ``[S, H, W, 3]`` of the given source frame indices; every frame must be ``hw`` (the probed
+    size; default: the first frame's), else ``VideoError`` naming the frame."""
     path = Path(path)
     if path.is_dir():
         files = _image_files(path)
         if int(indices.max()) >= len(files):
             raise VideoError(f"{path}: frame {int(indices.max())} requested, folder has {len(files)} images")
-        return np.stack([load_image(files[int(i)]) for i in indices])
+        if hw is None:
+            hw = load_image(files[0]).shape[:2]
+        return np.stack([load_image(files[int(i)], hw) for i in indices])
     _check_file(path)
     try:  # seek to each wanted frame's keyframe instead of decoding everything before it
         frames = read_sparse(path, index_packets(path), indices)
@@ -147,9 +166,14 @@ def read_frames(path: str | Path, indices: np.ndarray) -> np.ndarray:
         frames = {}
     if any(int(i) not in frames for i in indices):
         frames, count, _ = _decode(path, {int(i) for i in indices})
-    missing = [int(i) for i in indices if int(i) not in frames]
-    if missing:
-        raise VideoError(f"{path}: truncated: frames {missing[:5]} not decodable ({count} frames decoded)")
+        missing = [int(i) for i in indices if int(i) not in frames]
+        if missing:
+            raise VideoError(f"{path}: truncated: frames {missing[:5]} not decodable ({count} frames decoded)")
+    want = tuple(hw) if hw is not None else frames[int(indices[0])].shape[:2]
+    for i in indices:
+        if frames[int(i)].shape[:2] != want:
+            raise VideoError(f"{path}: frame {int(i)} is {frames[int(i)].shape[1]}x{frames[int(i)].shape[0]}, "
+                             f"expected {want[1]}x{want[0]} (frame size changes mid-stream)")
     return np.stack([frames[int(i)] for i in indices])
 
 

@@ -104,7 +104,7 @@ def test_manifest_versions(tmp_path) -> None:
     d = json.loads(index.read_text())
     d["format_version"] = "2.0"
     index.write_text(json.dumps(d))
-    with pytest.raises(IncompatibleStoreError, match=r"index.json.*2\.0.*1\.0.*upgrade geovr"):
+    with pytest.raises(IncompatibleStoreError, match=r"index.json.*2\.0.*1\.1.*upgrade geovr"):
         StoreReader(tmp_path)
     assert any("2.0" in p for p in verify_store(str(tmp_path)))
     d["format_version"] = "1.7"

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from geovr.shared.safety import CorruptStoreError
+from geovr.shared.safety import CorruptStoreError, UnsafeContentError
 from geovr.shared.stores import StoreReader, StoreWriter, finalize_store, verify_store, wds_shard
 from geovr.shared.stores.testing import make_clip, make_header
 from geovr.shared.stores.wds_shard import WdsShardReader
@@ -60,6 +60,7 @@ def test_index_is_listed_hashed_and_used_with_one_ranged_read(wds_store, monkeyp
 
 
 def test_tampered_index_is_refused_before_use(wds_store, tmp_path):
+    # verify_shards=False: the index checks themselves (a verifying reader refuses these by hash first)
     root = _copy(wds_store[0], tmp_path / "s")
     idx = root / "shards" / "r000-00000.idx.npy"
     good = np.load(idx)
@@ -77,21 +78,21 @@ def test_tampered_index_is_refused_before_use(wds_store, tmp_path):
         bad[0, :2] = rng
         np.save(idx, bad)
         with pytest.raises(CorruptStoreError):
-            StoreReader(root)["scene0000/00000"]
+            StoreReader(root, verify_shards=False)["scene0000/00000"]
         assert any("idx.npy" in p for p in verify_store(str(root))), name
     bad = good.copy()
     bad[0, 2] = good[1, 2]  # meta.json of another sample: outside this sample's range
     np.save(idx, bad)
     with pytest.raises(CorruptStoreError, match="meta.json"):
-        list(StoreReader(root).iter_meta())
+        list(StoreReader(root, verify_shards=False).iter_meta())
     for bad in (good[:2], good[:, :2], good.astype(np.float64), np.array(["x"] * 12).reshape(3, 4)):  # shape, dtype
         np.save(idx, bad)
-        with pytest.raises(CorruptStoreError):
-            StoreReader(root)["scene0001/00000"]
+        with pytest.raises((CorruptStoreError, UnsafeContentError)):  # a string dtype is refused as unsafe
+            StoreReader(root, verify_shards=False)["scene0001/00000"]
     with open(idx, "wb") as f:  # a pickle is never loaded
         np.save(f, np.array([{"a": 1}] * 12, dtype=object).reshape(3, 4), allow_pickle=True)
     with pytest.raises(Exception, match="pickle|object"):
-        StoreReader(root)["scene0001/00000"]
+        StoreReader(root, verify_shards=False)["scene0001/00000"]
 
 
 def test_truncated_tar_is_caught_by_index_size(wds_store, tmp_path):

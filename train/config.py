@@ -44,6 +44,15 @@ class DataConfig:
     which must then agree with each other."""
     workers: int = 2
     """DataLoader worker processes preparing samples (store read, JPEG decode, processor); 0 = in the trainer."""
+    verify: str = "all"
+    """When shard hashes are checked against each store's ``index.json``: ``all`` = every shard before the model
+    loads (verified file versions are cached in ``$GEOVR_CACHE/verified``, so restarts only stat files); ``lazy`` =
+    each shard when a sample first reads it. Clip content (dtypes, shapes, finite values, frames) is always
+    checked on read."""
+    on_bad_clip: str = "stop"
+    """A clip that fails a check (tampered shard, wrong dtype/shape, NaN/Inf, undecodable frame): ``stop`` = the
+    run stops with the store error (before the first optimizer step for shards checked by ``verify: all``);
+    ``skip`` = the clip is never trained on, the next item takes its place, each skip is reported on stderr."""
 
 
 @dataclass

@@ -9,9 +9,9 @@ and resuming at step ``k`` is exact.
 
 from __future__ import annotations
 
-import io
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,7 @@ class TrainData:
 
     def __init__(self, cfg: DataConfig, seed: int, check: bool = True) -> None:
         """``check=False`` (DataLoader workers) skips the sampling-contract check and the feature-width probe."""
+        from geovr.shared.safety import CorruptStoreError
         from geovr.shared.stores import StoreReader
 
         for s in cfg.stores:
@@ -54,11 +55,24 @@ class TrainData:
                 raise UsageError(f"{s}: no such store folder (data.stores)")
         if not cfg.stores:
             raise UsageError("data.stores is empty: give at least one target store")
+        if cfg.on_bad_clip not in ("stop", "skip") or cfg.verify not in ("all", "lazy"):
+            raise UsageError(f"data.on_bad_clip must be stop|skip and data.verify all|lazy, got "
+                             f"{cfg.on_bad_clip!r} / {cfg.verify!r}")
+        self.on_bad_clip = cfg.on_bad_clip
+        self.bad: dict[str, str] = {}
+        """``clip_id -> reason`` of clips found bad in this process (never trained on)."""
         self.readers = [StoreReader(s) for s in cfg.stores]
         self.where: dict[str, int] = {}
         for i, r in enumerate(self.readers):
             for cid in r.clip_ids:
                 self.where.setdefault(cid, i)
+        if check and cfg.verify == "all":
+            for r in self.readers:
+                for shard, why in r.verify_all_shards().items():
+                    if self.on_bad_clip == "stop":
+                        raise CorruptStoreError(f"{why}; training refused (data.on_bad_clip=stop)")
+                    for cid in r.clips_in_shard(shard):
+                        self._mark_bad(cid, why)
         if check:
             self._check_sampling(cfg)
         qa = [item for p in cfg.instructions for item in read_instructions(p)]
@@ -74,13 +88,43 @@ class TrainData:
         self.seed = seed
         self._order = EpochOrder(seed, len(self.items))
         header = self.readers[0].header
+        self._pca = bool(header.features.pca_dims)
         self.feature_dtype = header.features.dtype
         self.teacher_layers = list(header.features.layers)
         self.teacher_dim = 0
+        """Feature width every clip must have (probed from the first good clip; 0 = not checked)."""
         if check:
-            first = self.readers[0][self.readers[0].clip_ids[0]]
+            first = self._clip(0)[0]
             feats = first.decoded_features(self.feature_dtype) if first.features else {}
             self.teacher_dim = int(feats[self.teacher_layers[0]].shape[-1]) if feats else 0
+
+    def _mark_bad(self, cid: str, why: str) -> None:
+        if cid not in self.bad:
+            self.bad[cid] = why
+            print(f"warning: skipping bad clip {cid!r} (data.on_bad_clip=skip): {why}", file=sys.stderr)
+
+    def _clip(self, position: int):
+        """The ``ClipTargets`` and messages of the item at ``position``, or of the next good item when it is bad
+        and ``on_bad_clip`` is ``skip``; a ``StoreError`` when it is bad and the switch is ``stop``."""
+        from geovr.shared.safety import CorruptStoreError, StoreError
+
+        for k in range(len(self.items)):
+            cid, messages = self.item_at(position + k)
+            if cid in self.bad:
+                continue
+            try:
+                clip = self.readers[self.where[cid]][cid]
+                if self.teacher_dim and clip.features:
+                    layer = self.teacher_layers[0]
+                    width = int((clip.feature_pca_basis if self._pca else clip.features)[layer].shape[-1])
+                    if width != self.teacher_dim:
+                        raise CorruptStoreError(f"clip {cid!r}: feature width {width}, the run's {self.teacher_dim}")
+                return clip, messages
+            except StoreError as e:
+                if self.on_bad_clip == "stop":
+                    raise
+                self._mark_bad(cid, str(e))
+        raise CorruptStoreError(f"every one of the {len(self.items)} training items is bad; see the warnings above")
 
     def _check_sampling(self, cfg: DataConfig) -> None:
         """Every store's sampling against the run's (``data.sampling``) or, without one, the stores' against
@@ -90,10 +134,11 @@ class TrainData:
             if len(samplings) > 1:
                 raise SamplingMismatch(f"stores were extracted with different sampling configs: {sorted(samplings)}")
             return
+
         want = SamplingConfig.from_dict(cfg.sampling)
         for r in self.readers:
             check_student_patch(r.header.sampling, want.student_patch, where=f"{r.url} (run data.sampling)")
-            for meta in r.iter_meta():
+            for meta in r.iter_meta(exclude=getattr(self, "bad", {})):
                 check_clip_matches(meta, want)
 
     def check_student(self, merged_patch: int) -> None:
@@ -113,8 +158,18 @@ class TrainData:
         return self.items[self._order[position]]
 
     def sample(self, position: int) -> StudentSample:
-        cid, messages = self.item_at(position)
-        return clip_sample(self.readers[self.where[cid]][cid], self.feature_dtype, messages)
+        """The sample at ``position`` (a bad clip is skipped or stops the run, per ``data.on_bad_clip``)."""
+        from geovr.shared.safety import StoreError
+
+        for _ in range(len(self.items)):
+            clip, messages = self._clip(position)
+            try:
+                return clip_sample(clip, self.feature_dtype, messages)
+            except StoreError as e:
+                if self.on_bad_clip == "stop":
+                    raise
+                self._mark_bad(clip.clip_id, str(e))
+        raise StoreError("no good training item left")
 
 
 def clip_sample(clip, feature_dtype: str, messages: list[dict] | None = None, targets: bool = True) -> StudentSample:
@@ -122,9 +177,9 @@ def clip_sample(clip, feature_dtype: str, messages: list[dict] | None = None, ta
 
     The frames are already at the student's resolution (stage one sized them with the processor's own
     ``smart_resize``), so the sample is ``presized``: the processor must not resize them again."""
-    from PIL import Image
+    from geovr.shared.stores.clipcheck import decode_frame
 
-    frames = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in clip.frames]
+    frames = [decode_frame(b, clip.resize.out_hw, f"clip {clip.clip_id!r} frame {i}") for i, b in enumerate(clip.frames)]
     tg: dict = {}
     if targets:
         tg = {"pose_enc": clip.pose_enc, "depth": clip.depth.astype(np.float32),

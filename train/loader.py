@@ -66,6 +66,8 @@ class PreparedSamples:
         self.start, self.max_steps, self.rank, self.world, self.accum = start_step, max_steps, rank, world, accum
         self._data, self._pid = data, os.getpid()
         self._protected = _protected_ids(adapter) if cfg.max_tokens > 0 else set()
+        self._teacher_dim = getattr(data, "teacher_dim", 0)
+        self._bad = dict(getattr(data, "bad", {}))
 
     def __len__(self) -> int:
         return max(self.max_steps - self.start, 0) * self.accum
@@ -78,6 +80,7 @@ class PreparedSamples:
 
         if self._data is None or self._pid != os.getpid():  # each worker opens its own store readers
             self._data, self._pid = TrainData(self.cfg, self.seed, check=False), os.getpid()
+            self._data.teacher_dim, self._data.bad = self._teacher_dim, dict(self._bad)  # the main process's checks
         return self._data
 
     def __getitem__(self, k: int) -> dict:
@@ -104,6 +107,8 @@ def sample_loader(samples: PreparedSamples, workers: int, prefetch: int = 2):
     import torch
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the processor's tokenizer runs in forked workers
+    from geovr.shared.proc import die_with_parent
+
     return torch.utils.data.DataLoader(samples, batch_size=None, shuffle=False, num_workers=workers,
                                        collate_fn=_identity, prefetch_factor=prefetch if workers else None,
-                                       persistent_workers=False)
+                                       persistent_workers=False, worker_init_fn=die_with_parent if workers else None)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from typing import Any
 
-from geovr.shared.manifest import Manifest, StoreHeader, header_differences
-from geovr.shared.safety import CorruptStoreError, IncompatibleStoreError, TarLimits
+from geovr.shared.hashing import sha256_bytes, sha256_file
+from geovr.shared.manifest import Manifest, ShardEntry, StoreHeader, header_differences
+from geovr.shared.safety import CorruptStoreError, IncompatibleStoreError, TarLimits, check_regular_file
 from geovr.shared.schema import ClipTargets
+from geovr.shared.stores.clipcheck import ReadLimits, check_arrays, check_frames, check_meta, check_shape
 from geovr.shared.stores.clipcodec import clip_from_parts
 from geovr.shared.stores.fsio import resolve
+from geovr.shared.stores.hashcache import HashCache
 from geovr.shared.stores.verify import load_manifest, verify_store
 from geovr.shared.stores.wds_index import INDEX_SUFFIX
 from geovr.shared.stores.wds_shard import WdsShardReader, clip_key
@@ -28,6 +32,13 @@ class StoreReader:
         expect: a ``StoreHeader``, or a partial header dict (e.g. ``{"teacher": ..., "sampling": ...}``),
             the store must match; ``IncompatibleStoreError`` names each differing field.
         tar_limits: bounds on tar members (WebDataset stores).
+        verify_shards: check each shard's files (plain files, sizes, sha256 against ``index.json``) the
+            first time the shard is opened; local stores remember verified file versions in
+            ``$GEOVR_CACHE/verified`` (keyed by size, mtime, ctime, inode) so a restart does not rehash.
+        limits: bounds on a clip's frames, frame size and feature values, checked before allocation.
+
+    Every clip read is checked against the header (dtypes, shapes, one feature width, finite values,
+    frame image headers) and refused with a ``StoreError`` naming the shard and clip.
     """
 
     def __init__(
@@ -36,6 +47,8 @@ class StoreReader:
         verify: bool = False,
         expect: StoreHeader | dict[str, Any] | None = None,
         tar_limits: TarLimits | None = None,
+        verify_shards: bool = True,
+        limits: ReadLimits | None = None,
     ) -> None:
         self.url = os.fspath(root).rstrip("/")
         self.fs, self.root, self.is_local = resolve(self.url)
@@ -54,6 +67,10 @@ class StoreReader:
             if problems:
                 raise CorruptStoreError(f"{self.url}: verification failed:\n  " + "\n  ".join(problems))
         self._limits = tar_limits
+        self.read_limits = limits or ReadLimits()
+        self.verify_shards = verify_shards
+        self._entries: dict[str, ShardEntry] = {e.name: e for e in self.manifest.shards}
+        self._verified: set[str] = set()
         self._rows: dict[str, tuple[str, int]] = {}
         self.failures: dict[str, str] = {}
         """``clip_id -> reason`` of clips that failed extraction."""
@@ -66,18 +83,79 @@ class StoreReader:
         from geovr.shared.tables import read_rows
 
         path = f"{self.root}/{self.manifest.clips_table}"
+        check_regular_file(path, self.fs, self.root if self.is_local else None)
         try:
             with self.fs.open(path, "rb") as f:
-                rows = read_rows(f)
+                data = f.read()
         except FileNotFoundError as e:
             raise CorruptStoreError(f"{path}: missing clip table") from e
+        if self.manifest.clips_table_sha256 and sha256_bytes(data) != self.manifest.clips_table_sha256:
+            raise CorruptStoreError(f"{path}: sha256 does not match index.json (corrupted or replaced)")
+        try:
+            rows = read_rows(io.BytesIO(data))
         except Exception as e:
             raise CorruptStoreError(f"{path}: unreadable clip table ({type(e).__name__}: {e})") from e
         for r in rows:
-            if r["status"] == "ok":
-                self._rows[r["clip_id"]] = (r["shard"], int(r["row"]))
+            try:
+                cid, shard, row, status = str(r["clip_id"]), str(r["shard"]), int(r["row"]), str(r["status"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise CorruptStoreError(f"{path}: malformed row {r!r}") from e
+            if status == "ok":
+                entry = self._entries.get(shard)
+                if entry is None or not 0 <= row < entry.samples:
+                    raise CorruptStoreError(f"{path}: clip {cid!r} points at shard {shard!r} row {row}, "
+                                            "which index.json does not list")
+                self._rows[cid] = (shard, row)
             else:
-                self.failures[r["clip_id"]] = r["reason"]
+                self.failures[cid] = str(r.get("reason", ""))
+
+    def verify_shard(self, name: str, cache: HashCache | None = None) -> None:
+        """Check shard ``name``'s files against ``index.json`` (plain files, sizes, sha256), once per reader;
+        ``CorruptStoreError`` / ``UnsafeContentError`` naming the file otherwise."""
+        if name in self._verified:
+            return
+        entry = self._entries[name]
+        own = cache is None and self.is_local
+        if own:
+            cache = HashCache(self.root)
+        dirty = False
+        for f in entry.files:
+            path = f"{self.root}/shards/{f.path}"
+            check_regular_file(path, self.fs, self.root if self.is_local else None)
+            st = os.stat(path) if self.is_local else None
+            size = st.st_size if st is not None else int(self.fs.size(path))
+            if size != f.bytes:
+                raise CorruptStoreError(f"{path}: {size} bytes, index.json says {f.bytes} (truncated or rewritten)")
+            if cache is not None and st is not None and cache.hit(path, st, f.sha256):
+                continue
+            digest, _n = sha256_file(path, None if self.is_local else self.fs)
+            if digest != f.sha256:
+                raise CorruptStoreError(f"{path}: sha256 {digest[:16]}... != index.json {f.sha256[:16]}... (corrupted)")
+            if cache is not None and st is not None:
+                cache.add(path, st, f.sha256)
+                dirty = True
+        if own and dirty and cache is not None:
+            cache.save()
+        self._verified.add(name)
+
+    def verify_all_shards(self) -> dict[str, str]:
+        """Verify every shard (sharing one hash cache); return ``shard -> problem`` for those that fail."""
+        from geovr.shared.safety import StoreError
+
+        cache = HashCache(self.root) if self.is_local else None
+        bad: dict[str, str] = {}
+        for name in self._entries:
+            try:
+                self.verify_shard(name, cache)
+            except StoreError as e:
+                bad[name] = str(e)
+        if cache is not None:
+            cache.save()
+        return bad
+
+    def clips_in_shard(self, name: str) -> list[str]:
+        """Stored clip ids of shard ``name``."""
+        return [cid for cid, (s, _row) in self._rows.items() if s == name]
 
     @property
     def clip_ids(self) -> list[str]:
@@ -90,7 +168,16 @@ class StoreReader:
     def __contains__(self, clip_id: object) -> bool:
         return clip_id in self._rows
 
-    def _shard(self, name: str) -> Any:
+    def _check_plain(self, name: str) -> None:
+        """Every file of shard ``name`` is a plain file inside the store (no hashing: metadata-only reads)."""
+        for f in self._entries[name].files:
+            check_regular_file(f"{self.root}/shards/{f.path}", self.fs, self.root if self.is_local else None)
+
+    def _shard(self, name: str, verify: bool | None = None) -> Any:
+        if verify if verify is not None else self.verify_shards:
+            self.verify_shard(name)  # once per reader (a no-op afterwards)
+        elif name not in self._verified:
+            self._check_plain(name)
         if name not in self._shards:
             if len(self._shards) >= self.max_open_shards:
                 self._shards.pop(next(iter(self._shards)))
@@ -120,33 +207,48 @@ class StoreReader:
         name, row = self._rows[clip_id]
         shard = self._shard(name)
         where = f"{self.url}/shards/{name} clip {clip_id!r}"
+        lim = self.read_limits
         if self.header.format == "zarr":
             if row >= len(shard):
                 raise CorruptStoreError(f"{where}: row {row} beyond the shard's {len(shard)} clips")
-            meta, arrays, frames = shard.read(row)
+            s, fhw, hw = check_meta(shard.metas[row], where, lim)
+            if int(shard.offsets[row + 1] - shard.offsets[row]) != s:
+                raise CorruptStoreError(f"{where}: clip_offsets give {int(shard.offsets[row + 1] - shard.offsets[row])} "
+                                        f"frames, metadata {s}")
+
+            def pre(n: str, dtype: Any, shape: tuple[int, ...], per_frame: bool) -> None:
+                check_shape(n, dtype, shape, s, hw, self.header, where, lim, per_frame)
+
+            meta, arrays, frames = shard.read(row, check=pre, max_frame_bytes=lim.max_frame_bytes)
         else:
             meta, arrays, frames = shard.read_key(clip_key(clip_id), row)
+            s, fhw, hw = check_meta(meta, where, lim)
         if meta.get("clip_id") != clip_id:
             raise CorruptStoreError(f"{where}: stored record is for clip {meta.get('clip_id')!r}")
+        check_arrays(arrays, s, hw, self.header, where, lim)
+        check_frames(frames, s, fhw, self.header, where, lim)
         return clip_from_parts(meta, arrays, frames, self.header, where)
 
-    def iter_meta(self) -> Iterator[dict[str, Any]]:
-        """Per-clip metadata (``ClipTargets.meta_dict()``) of every stored clip, shard by shard,
-        without reading or decoding any array or frame: Zarr shards' group attributes, WebDataset
-        samples' ``.meta.json`` members. Each record's ``clip_id`` is checked against the clip table."""
+    def iter_meta(self, exclude: Container[str] = ()) -> Iterator[dict[str, Any]]:
+        """Per-clip metadata (``ClipTargets.meta_dict()``) of every stored clip not in ``exclude``, shard by
+        shard, without reading or decoding any array or frame: Zarr shards' group attributes, WebDataset
+        samples' ``.meta.json`` members. Each record's ``clip_id`` is checked against the clip table; each
+        shard's files are checked to be plain files first (hashes are ``verify_shard``'s job)."""
         by_shard: dict[str, list[tuple[str, int]]] = {}
         for cid, (name, row) in self._rows.items():
-            by_shard.setdefault(name, []).append((cid, row))
+            if cid not in exclude:
+                by_shard.setdefault(name, []).append((cid, row))
         for name, rows in by_shard.items():
             where = f"{self.url}/shards/{name}"
             if self.header.format == "zarr":
+                self._check_plain(name)
                 metas = read_zarr_metas(where, self.is_local)
                 for cid, row in rows:
                     if row >= len(metas):
                         raise CorruptStoreError(f"{where} clip {cid!r}: row {row} beyond the shard's {len(metas)} clips")
                     yield self._checked_meta(metas[row], cid, where)
             else:
-                metas = self._shard(name).read_metas([clip_key(cid) for cid, _ in rows], [row for _, row in rows])
+                metas = self._shard(name, verify=False).read_metas([clip_key(cid) for cid, _ in rows], [row for _, row in rows])
                 for (cid, _), meta in zip(rows, metas, strict=True):
                     yield self._checked_meta(meta, cid, where)
 

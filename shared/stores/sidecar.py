@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from geovr.shared.hashing import sha256_file
-from geovr.shared.manifest import FileEntry, ShardEntry
-from geovr.shared.safety import CorruptStoreError
+from geovr.shared.manifest import SHARD_NAME_RE, FileEntry, ShardEntry
+from geovr.shared.safety import CorruptStoreError, UnsafeContentError, check_rel_path
 
 __all__ = ["SHARD_NAME_RE", "ClipFailure", "ShardInfo", "file_entries", "shard_digest"]
 
-SHARD_NAME_RE = re.compile(r"^([A-Za-z0-9_-]+)-(\d{5})$")
-"""Committed shard names: ``<prefix>-<seq:05d>``."""
 SIDECAR_VERSION = 1
 
 
@@ -78,12 +75,17 @@ class ShardInfo:
                 num_frames=[int(n) for n in d["num_frames"]],
                 failures=[ClipFailure(str(f["clip_id"]), str(f["uri"]), str(f["reason"])) for f in d["failures"]],
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CorruptStoreError(f"{where}: malformed shard sidecar ({type(e).__name__}: {e})") from e
         if len(info.clips) != len(info.num_frames):
             raise CorruptStoreError(f"{where}: {len(info.clips)} clips but {len(info.num_frames)} frame counts")
         if not SHARD_NAME_RE.match(info.name):
             raise CorruptStoreError(f"{where}: invalid shard name {info.name!r}")
+        for f in info.files:
+            check_rel_path(f.path, where)
+            wds_ok = f.path in (f"{info.name}.tar", f"{info.name}.idx.npy")
+            if not (wds_ok if info.format == "wds" else f.path.startswith(f"{info.name}/")):
+                raise UnsafeContentError(f"{where}: file {f.path!r} does not belong to shard {info.name!r}; refused")
         return info
 
     def entry(self) -> ShardEntry:

@@ -7,8 +7,9 @@ from typing import Any
 
 from geovr.shared.hashing import sha256_file
 from geovr.shared.manifest import Manifest
-from geovr.shared.safety import StoreError, read_json_file
+from geovr.shared.safety import StoreError, check_regular_file, is_local_fs, read_json_file
 from geovr.shared.stores.fsio import resolve
+from geovr.shared.stores.lock import LOCK_PREFIX
 
 __all__ = ["list_store_files", "load_manifest", "verify_store"]
 
@@ -23,6 +24,7 @@ def load_manifest(fs: Any, root: str) -> Manifest:
             raise NotFinalizedError(f"{root}: no such store")
         raise NotFinalizedError(f"{path}: no index.json; the store is not finalised (let `geovr extract` finish, "
                                 f"or run `geovr extract --finalize --out {root}` after all ranks finished)")
+    check_regular_file(path, fs, root if is_local_fs(fs) else None)
     return Manifest.from_dict(read_json_file(path, fs), path)
 
 
@@ -38,9 +40,11 @@ def list_store_files(fs: Any, root: str) -> list[str]:
 def verify_store(root: str, hashes: bool = True) -> list[str]:
     """Problems found in the store at ``root`` (local or fsspec URL); empty list = verified.
 
-    Checks: ``index.json`` parses and is compatible; every listed file exists with the listed
-    size (truncation) and sha256 (bit flips, when ``hashes``); ``clips.parquet`` matches its
-    hash and the shard sample counts; no unknown extra files under ``shards/``.
+    Checks: ``index.json`` parses, is compatible and names only safe relative paths; every listed
+    file is a plain file (no symlink, FIFO, device) inside the store with the listed size
+    (truncation) and sha256 (bit flips, when ``hashes``); ``header.json`` and every sidecar are
+    covered by a hash (``meta_files``); ``clips.parquet`` matches its hash and the shard sample
+    counts; no unknown extra files.
     """
     fs, root, _local = resolve(root)
     problems: list[str] = []
@@ -49,26 +53,22 @@ def verify_store(root: str, hashes: bool = True) -> list[str]:
     except StoreError as e:
         return [str(e)]
     known = {"index.json", "header.json", man.clips_table}
+    entries = [(f"shards/{f.path}", f, f"for shard {shard.name}") for shard in man.shards for f in shard.files]
+    entries += [(f.path, f, "as a meta file") for f in man.meta_files]
     for shard in man.shards:
         known.add(f"shards/{shard.name}.json")
-        for f in shard.files:
-            rel = f"shards/{f.path}"
-            known.add(rel)
-            path = f"{root}/{rel}"
-            if not fs.exists(path):
-                problems.append(f"{path}: missing (listed in index.json for shard {shard.name})")
-                continue
-            size = int(fs.size(path))
-            if size != f.bytes:
-                problems.append(f"{path}: {size} bytes, index.json says {f.bytes} (truncated or rewritten)")
-                continue
-            if hashes:
-                digest, _n = sha256_file(path, fs)
-                if digest != f.sha256:
-                    problems.append(f"{path}: sha256 {digest[:16]}... != index.json {f.sha256[:16]}... (corrupted)")
+    for rel, f, why in entries:
+        known.add(rel)
+        problems.extend(_check_file(fs, root, rel, f, why, hashes, _local))
+    uncovered = sorted(man.expected_meta_files() - {f.path for f in man.meta_files})
+    if uncovered:
+        problems.append(f"{root}/index.json: {len(uncovered)} file(s) not covered by a hash, first {uncovered[0]!r} "
+                        f"(format {man.format_version} store; re-finalize it with `geovr extract --finalize`)")
     tpath = f"{root}/{man.clips_table}"
-    if not fs.exists(tpath):
-        problems.append(f"{tpath}: missing")
+    try:
+        check_regular_file(tpath, fs, root if _local else None)
+    except StoreError as e:
+        problems.append(str(e))
     else:
         digest, _n = sha256_file(tpath, fs)
         if man.clips_table_sha256 and digest != man.clips_table_sha256:
@@ -76,9 +76,25 @@ def verify_store(root: str, hashes: bool = True) -> list[str]:
         else:
             problems.extend(_check_counts(fs, tpath, man))
     for rel in list_store_files(fs, root):
-        if rel not in known:
+        if rel not in known and not rel.startswith(LOCK_PREFIX):  # a writer's lock file is not store content
             problems.append(f"{root}/{rel}: unknown file, not listed in index.json")
     return problems
+
+
+def _check_file(fs: Any, root: str, rel: str, f: Any, why: str, hashes: bool, local: bool) -> list[str]:
+    path = f"{root}/{rel}"
+    try:
+        check_regular_file(path, fs, root if local else None)
+    except StoreError as e:
+        return [f"{e} (listed in index.json {why})"]
+    size = int(fs.size(path))
+    if size != f.bytes:
+        return [f"{path}: {size} bytes, index.json says {f.bytes} (truncated or rewritten)"]
+    if hashes:
+        digest, _n = sha256_file(path, fs)
+        if digest != f.sha256:
+            return [f"{path}: sha256 {digest[:16]}... != index.json {f.sha256[:16]}... (corrupted)"]
+    return []
 
 
 def _check_counts(fs: Any, tpath: str, man: Manifest) -> list[str]:

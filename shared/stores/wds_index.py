@@ -111,6 +111,8 @@ def read_sample_members(fs: Any, tar_path: str, key: str, rng: tuple[int, int],
             raise CorruptStoreError(f"{where}: member {m.name!r} in the indexed range is not a '{key}.<field>' member")
         if m.offset_data + m.size > len(data):
             raise CorruptStoreError(f"{where}: member {m.name!r} runs past the indexed range")
+        if field in fields:
+            raise CorruptStoreError(f"{where}: member {m.name!r} appears twice; refused")
         fields[field] = data[m.offset_data : m.offset_data + m.size]
     if not fields:
         raise CorruptStoreError(f"{where}: indexed range of {key!r} holds no members")

@@ -123,7 +123,10 @@ class WdsShardReader:
             if not dot or not field:
                 raise CorruptStoreError(f"{path}: member {m.name!r} is not a '<key>.<field>' name")
             key = f"{folder}/{stem}" if folder else stem
-            self.index.setdefault(key, {})[field] = (m.offset_data, m.size)
+            fields = self.index.setdefault(key, {})
+            if field in fields:
+                raise CorruptStoreError(f"{path}: member {m.name!r} appears twice; refused")
+            fields[field] = (m.offset_data, m.size)
 
     def _read(self, f: Any, key: str, field: str) -> bytes:
         off, size = self.index[key][field]

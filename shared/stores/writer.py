@@ -5,6 +5,10 @@ to ``shards/<prefix>-<seq:05d>`` (Zarr group) or ``shards/<prefix>-<seq:05d>.tar
 write the sidecar ``shards/<name>.json`` atomically. **The sidecar is the commit point**: a
 shard without one is an interrupted write and is deleted by ``done()``. Ranks write with
 different prefixes (``r000``, ``r001``, ...) into the same store; ``finalize_store`` merges.
+
+A writer holds the exclusive lock ``STORE/.lock-<prefix>`` from construction to :meth:`StoreWriter.close`
+(a second writer of the same prefix is refused with ``UsageError``), lists the shard folder once
+(cleanup + next sequence number) and then counts shards in memory.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from geovr.shared.manifest import StoreHeader, header_differences
 from geovr.shared.safety import IncompatibleStoreError, read_json_file
 from geovr.shared.schema import ClipTargets
 from geovr.shared.stores.clipcodec import clip_to_parts, frame_shapes
+from geovr.shared.stores.finalize import read_sidecars
 from geovr.shared.stores.fsio import TMP_PREFIX, atomic_write_json, fsync_dir, fsync_tree, resolve
+from geovr.shared.stores.lock import PrefixLock
 from geovr.shared.stores.sidecar import SHARD_NAME_RE, ClipFailure, ShardInfo, file_entries
 from geovr.shared.stores.wds_index import INDEX_SUFFIX, build_wds_index
 from geovr.shared.stores.wds_shard import write_wds_shard
@@ -61,36 +67,52 @@ class StoreWriter:
         self.shards_dir = os.path.join(path, "shards")
         open_or_create_header(path, header)
         os.makedirs(self.shards_dir, exist_ok=True)
-        self._cleaned = False
+        self._lock: PrefixLock | None = PrefixLock(path, shard_prefix)
+        self._seq: int | None = None
+
+    def close(self) -> None:
+        """Release the prefix lock (also released by the kernel if the process dies)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __del__(self) -> None:
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ resume
 
     def _cleanup(self) -> None:
-        """Delete this prefix's temp leftovers and shards that have no sidecar (interrupted writes)."""
-        for entry in os.listdir(self.shards_dir):
+        """One listing of ``shards/``: delete this prefix's temp leftovers and shards without a sidecar
+        (interrupted writes), and find the next sequence number."""
+        entries = os.listdir(self.shards_dir)
+        names = set(entries)
+        seqs = [-1]
+        for entry in entries:
             full = os.path.join(self.shards_dir, entry)
-            uncommitted = False
             if entry.startswith(f"{TMP_PREFIX}{self.prefix}-"):
-                uncommitted = True
-            else:
-                stem = entry
-                for suffix in (".tar", INDEX_SUFFIX):
-                    stem = stem[: -len(suffix)] if stem.endswith(suffix) else stem
-                m = SHARD_NAME_RE.match(stem)
-                committed = os.path.exists(os.path.join(self.shards_dir, f"{stem}.json"))
-                uncommitted = bool(m and m.group(1) == self.prefix and not committed)
-            if uncommitted:
-                shutil.rmtree(full) if os.path.isdir(full) else os.remove(full)
-        self._cleaned = True
+                shutil.rmtree(full) if os.path.isdir(full) and not os.path.islink(full) else os.remove(full)
+                continue
+            stem = entry.split(".", 1)[0]
+            m = SHARD_NAME_RE.match(stem)
+            if not m or m.group(1) != self.prefix:
+                continue
+            if entry in (stem, f"{stem}.tar", f"{stem}{INDEX_SUFFIX}") and f"{stem}.json" not in names:
+                shutil.rmtree(full) if os.path.isdir(full) and not os.path.islink(full) else os.remove(full)
+                continue
+            seqs.append(int(m.group(2)))
+        self._seq = max(seqs) + 1
 
     def shards(self) -> list[ShardInfo]:
         """All committed shards of the store (every prefix), sorted by name."""
-        out = []
-        for entry in sorted(os.listdir(self.shards_dir)):
-            if entry.endswith(".json") and SHARD_NAME_RE.match(entry[:-5]):
-                path = os.path.join(self.shards_dir, entry)
-                out.append(ShardInfo.from_dict(read_json_file(path), path))
-        return out
+        return read_sidecars(self.shards_dir)
 
     def done(self) -> dict[str, str]:
         """``clip_id -> "ok" | "failed"`` over committed shards; also removes interrupted-write leftovers."""
@@ -102,15 +124,6 @@ class StoreWriter:
             for c in info.clips:
                 status[c] = "ok"
         return status
-
-    def _next_seq(self) -> int:
-        seqs = [-1]
-        for entry in os.listdir(self.shards_dir):
-            stem = entry.split(".", 1)[0]
-            m = SHARD_NAME_RE.match(stem)
-            if m and m.group(1) == self.prefix:
-                seqs.append(int(m.group(2)))
-        return max(seqs) + 1
 
     # ------------------------------------------------------------------ write
 
@@ -127,37 +140,45 @@ class StoreWriter:
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"write_shard: clip ids repeated within one shard: {dup}")
-        if not self._cleaned:
+        if self._lock is None:
+            raise ValueError(f"{self.root}: StoreWriter is closed")
+        if self._seq is None:
             self._cleanup()
         parts = [clip_to_parts(c, self.header) for c in clips]
         metas = [p[0] for p in parts]
         frame_arrays: list[dict[str, np.ndarray]] = [p[1] for p in parts]
         clip_arrays: list[dict[str, np.ndarray]] = [p[2] for p in parts]
         self._check_shapes(clips, frame_arrays)
-        name = f"{self.prefix}-{self._next_seq():05d}"
+        assert self._seq is not None
+        name = f"{self.prefix}-{self._seq:05d}"
         fmt = self.header.format
         final = os.path.join(self.shards_dir, name + (".tar" if fmt == "wds" else ""))
         tmp = os.path.join(self.shards_dir, f"{TMP_PREFIX}{name}-{os.getpid()}")
-        frames = [c.frames for c in clips]
-        if fmt == "wds":
-            ext = "jpg" if self.header.frame_encoding == "jpeg" else "png"
-            write_wds_shard(tmp, metas, frame_arrays, clip_arrays, frames, ext)
-            # offset index beside the tar (renamed first: a tar without sidecar is removed with it)
-            tmp_idx = f"{tmp}{INDEX_SUFFIX}"
-            with open(tmp_idx, "wb") as f:
-                f.write(build_wds_index(tmp))
-            fsync_tree(tmp_idx)
-            os.rename(tmp_idx, os.path.join(self.shards_dir, name + INDEX_SUFFIX))
-        else:
-            write_zarr_shard(tmp, metas, frame_arrays, clip_arrays, frames)
-        fsync_tree(tmp)
-        os.rename(tmp, final)
-        fsync_dir(self.shards_dir)
-        info = ShardInfo(
-            name=name, format=fmt, files=file_entries(self.shards_dir, name, fmt),
-            clips=[c.clip_id for c in clips], num_frames=[c.num_frames for c in clips], failures=failures,
-        )
-        atomic_write_json(os.path.join(self.shards_dir, f"{name}.json"), info.to_dict())
+        try:
+            frames = [c.frames for c in clips]
+            if fmt == "wds":
+                ext = "jpg" if self.header.frame_encoding == "jpeg" else "png"
+                write_wds_shard(tmp, metas, frame_arrays, clip_arrays, frames, ext)
+                # offset index beside the tar (renamed first: a tar without sidecar is removed with it)
+                tmp_idx = f"{tmp}{INDEX_SUFFIX}"
+                with open(tmp_idx, "wb") as f:
+                    f.write(build_wds_index(tmp))
+                fsync_tree(tmp_idx)
+                os.rename(tmp_idx, os.path.join(self.shards_dir, name + INDEX_SUFFIX))
+            else:
+                write_zarr_shard(tmp, metas, frame_arrays, clip_arrays, frames)
+            fsync_tree(tmp)
+            os.rename(tmp, final)
+            fsync_dir(self.shards_dir)
+            info = ShardInfo(
+                name=name, format=fmt, files=file_entries(self.shards_dir, name, fmt),
+                clips=[c.clip_id for c in clips], num_frames=[c.num_frames for c in clips], failures=failures,
+            )
+            atomic_write_json(os.path.join(self.shards_dir, f"{name}.json"), info.to_dict())
+        except BaseException:
+            self._seq = None  # re-list (and clean) before the next shard
+            raise
+        self._seq += 1
         return info
 
     def _check_shapes(self, clips: list[ClipTargets], frame_arrays: list[dict[str, Any]]) -> None:

@@ -146,8 +146,23 @@ class ZarrShardReader:
             raise
         except Exception as e:  # zarr raises many types for broken groups
             raise CorruptStoreError(f"{url}: unreadable Zarr shard ({type(e).__name__}: {e})") from e
-        if len(self.offsets) != len(self.metas) + 1:
-            raise CorruptStoreError(f"{url}: clip_offsets has {len(self.offsets)} entries for {len(self.metas)} clips")
+
+    def _check_chunks(self, name: str, arr: Any) -> None:
+        """Chunks may not exceed the array's own shape, nor shards that shape rounded up to whole chunks (they
+        decide allocation on read)."""
+        chunks = tuple(arr.chunks)
+        limit = tuple(max(d, 1) for d in arr.shape)
+        if len(chunks) != len(limit) or any(c > d for c, d in zip(chunks, limit, strict=True)):
+            raise CorruptStoreError(f"{self.url}: array {name!r} chunks {chunks} exceed its shape {arr.shape}")
+        shards = getattr(arr, "shards", None)
+        if shards is not None and any(s > -(-d // c) * c for s, c, d in zip(shards, chunks, limit, strict=False)):
+            raise CorruptStoreError(f"{self.url}: array {name!r} shards {shards} exceed its shape {arr.shape}")
+
+    def array_info(self, name: str) -> tuple[Any, tuple[int, ...]]:
+        """``(dtype, shape)`` of a stored array from its metadata, nothing read."""
+        arr = self.arrays[name]
+        self._check_chunks(name, arr)
+        return arr.dtype, tuple(arr.shape)
 
     async def _open(self, store: Any) -> None:
         import asyncio
@@ -157,15 +172,33 @@ class ZarrShardReader:
         group = await za.open_group(store=store, mode="r", zarr_format=3)
         attrs = dict(group.attrs)
         self.metas: list[dict[str, Any]] = list(attrs["clips"])
-        self.frame_arrays: list[str] = list(attrs["frame_arrays"])
-        self.clip_arrays: list[str] = list(attrs["clip_arrays"])
+        self.frame_arrays: list[str] = [str(n) for n in attrs["frame_arrays"]]
+        self.clip_arrays: list[str] = [str(n) for n in attrs["clip_arrays"]]
+        for n in self.frame_arrays + self.clip_arrays:
+            if not n.replace("_", "").isalnum() or n in ("frames", "clip_offsets", "frame_offsets"):
+                raise CorruptStoreError(f"{self.url}: array name {n!r} is not a plain target name")
         names = [*self.frame_arrays, *self.clip_arrays, "frames", "clip_offsets", "frame_offsets"]
         arrays = await asyncio.gather(*(group.getitem(n) for n in names))
         self.arrays: dict[str, Any] = dict(zip(names, arrays, strict=True))
+        for n in names:
+            self._check_chunks(n, self.arrays[n])
+        n_clips = len(self.metas)
+        co = self.arrays["clip_offsets"]
+        if tuple(co.shape) != (n_clips + 1,) or co.dtype != np.int64:
+            raise CorruptStoreError(f"{self.url}: clip_offsets has shape {co.shape} {co.dtype}, expected "
+                                    f"({n_clips + 1},) int64")
+        fo = self.arrays["frame_offsets"]
+        if len(fo.shape) != 1 or fo.dtype != np.int64 or fo.shape[0] > n_clips * 4096 + 1:
+            raise CorruptStoreError(f"{self.url}: frame_offsets has shape {fo.shape} {fo.dtype}")
         offsets, frame_offsets = await asyncio.gather(
             self.arrays["clip_offsets"].getitem(slice(None)), self.arrays["frame_offsets"].getitem(slice(None)))
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.frame_offsets = np.asarray(frame_offsets, dtype=np.int64)
+        if len(self.frame_offsets) != int(self.offsets[-1]) + 1:
+            raise CorruptStoreError(f"{self.url}: frame_offsets has {len(self.frame_offsets)} entries, clip_offsets "
+                                    f"end at {int(self.offsets[-1])}")
+        if np.any(np.diff(self.offsets) < 0) or np.any(np.diff(self.frame_offsets) < 0) or self.offsets[0] != 0:
+            raise CorruptStoreError(f"{self.url}: clip_offsets / frame_offsets are not non-decreasing from 0")
 
     def __len__(self) -> int:
         return len(self.metas)
@@ -178,12 +211,32 @@ class ZarrShardReader:
         jobs.append(self.arrays["frames"].getitem(slice(fa, fb)))
         return list(await asyncio.gather(*jobs))
 
-    def read(self, row: int) -> tuple[dict[str, Any], dict[str, np.ndarray], list[bytes]]:
-        """``(meta, arrays, frames)`` of the clip at ``row``."""
+    def read(self, row: int, check: Any = None, max_frame_bytes: int | None = None
+             ) -> tuple[dict[str, Any], dict[str, np.ndarray], list[bytes]]:
+        """``(meta, arrays, frames)`` of the clip at ``row``.
+
+        ``check(name, dtype, shape, per_frame)`` is called with each array's metadata before it is read
+        (per-frame arrays: shape without the leading ``S``); ``max_frame_bytes`` bounds the frame bytes.
+        """
         a, b = int(self.offsets[row]), int(self.offsets[row + 1])
         fo = self.frame_offsets[a : b + 1]
         if len(fo) != b - a + 1 or a > b:
             raise CorruptStoreError(f"{self.url}: row {row}: clip_offsets [{a}, {b}) outside frame_offsets")
+        n_total = int(self.offsets[-1])
+        for n in self.frame_arrays + self.clip_arrays:
+            dtype, shape = self.array_info(n)
+            per_frame = n in self.frame_arrays
+            lead = n_total if per_frame else len(self.metas)
+            if not shape or shape[0] != lead:
+                raise CorruptStoreError(f"{self.url}: array {n!r} has shape {shape}, expected {lead} rows")
+            if check is not None:
+                check(n, dtype, shape[1:], per_frame)
+        fdtype, fshape = self.array_info("frames")
+        if fshape != (int(self.frame_offsets[-1]),) or fdtype != np.uint8:
+            raise CorruptStoreError(f"{self.url}: frames has shape {fshape} {fdtype}, frame_offsets end at "
+                                    f"{int(self.frame_offsets[-1])}")
+        if max_frame_bytes is not None and np.any(np.diff(fo) > max_frame_bytes):
+            raise CorruptStoreError(f"{self.url}: row {row} has a frame over {max_frame_bytes} bytes")
         try:
             got = self._sync(self._read(row, a, b, int(fo[0]), int(fo[-1])))
         except Exception as e:
