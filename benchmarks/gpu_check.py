@@ -66,7 +66,7 @@ def build_models(device, dtype, proc_dir: Path, teachers: bool = True) -> dict:
     from flops import depth_anything_large_config
 
     from geovr.extract.teachers.vggt.model import VGGT, VGGTConfig
-    from geovr.train.losses import LossConfig
+    from geovr.train.student.adapters import adapter_for
     from geovr.train.student.model import GeoStudent, StudentConfig
 
     torch.manual_seed(0)
@@ -74,11 +74,11 @@ def build_models(device, dtype, proc_dir: Path, teachers: bool = True) -> dict:
     with torch.device(device):
         hf = tf.Qwen3VLForConditionalGeneration._from_config(student_config(proc_dir), attn_implementation="sdpa",
                                                             dtype=dtype)
-        tok = tf.AutoTokenizer.from_pretrained(proc_dir)
+        adapter = adapter_for(tf.AutoProcessor.from_pretrained(proc_dir), hf.config)
         cfg = StudentConfig(model="Qwen/Qwen3-VL-2B-Instruct (config, random weights)", frame_mode="duplicate",
                             freeze_vision=True, gradient_checkpointing=True, teacher_feature_dim=1024,
                             teacher_layers=list(LAYERS))
-        out["student"] = GeoStudent(hf, tok, cfg, LossConfig()).to(dtype)
+        out["student"] = GeoStudent(hf, adapter, cfg).to(dtype)
         if teachers:
             out["vggt"] = VGGT(VGGTConfig.vggt_1b()).eval().requires_grad_(False)
             out["metric"] = tf.DepthAnythingForDepthEstimation(depth_anything_large_config()).eval().requires_grad_(False)
@@ -155,6 +155,9 @@ def gpu_run(frames: int, steps: int, proc_dir: Path) -> None:  # noqa: C901
     import transformers as tf
     from flops import paper_sizes
 
+    from geovr.train.losses import LossConfig
+    from geovr.train.objective import GeoObjective
+    from geovr.train.student.adapters import adapter_for
     from geovr.train.student.collate import StudentSample, prepare_sample
 
     assert torch.cuda.is_available(), "gpu_check needs a CUDA GPU (use --dry-run without one)"
@@ -170,7 +173,8 @@ def gpu_run(frames: int, steps: int, proc_dir: Path) -> None:  # noqa: C901
     processor.video_processor.size = {"shortest_edge": 32 * 32, "longest_edge": 16384 * 32 * 32}
     msgs = [{"role": "user", "content": "<video>\nHow many chairs are in this room?"},
             {"role": "assistant", "content": "2"}]
-    sample = prepare_sample(processor, StudentSample(frames=student_frames, fps=2.0, messages=msgs))
+    sample = prepare_sample(adapter_for(processor, tf.AutoConfig.from_pretrained(proc_dir)),
+                            StudentSample(frames=student_frames, fps=2.0, messages=msgs))
     rows = []
     gb = 1 << 30
 
@@ -197,7 +201,7 @@ def gpu_run(frames: int, steps: int, proc_dir: Path) -> None:  # noqa: C901
     models = build_models(dev, torch.bfloat16, proc_dir, teachers=False)
     student = models["student"].train()
     opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=1e-5)
-    engine, *_ = deepspeed.initialize(model=student, optimizer=opt, config=ds_config())
+    engine, *_ = deepspeed.initialize(model=GeoObjective(student, LossConfig()), optimizer=opt, config=ds_config())
     fixed = cached_targets(frames, dev)
     teachers: dict = {}
 

@@ -55,7 +55,7 @@ def measure(root: Path, samples: int, warmup: int) -> dict:
     from geovr.train.data import TrainData
 
     t0 = time.perf_counter()
-    data = TrainData(DataConfig(stores=[str(root)], geometry_only=True), seed=0)
+    data = TrainData(DataConfig(stores=[str(root)], mix_clips_without_qa=True), seed=0)
     startup = time.perf_counter() - t0
     t0 = time.perf_counter()
     n_meta = sum(1 for _ in data.readers[0].iter_meta())

@@ -172,7 +172,8 @@ def _lock_out(cfg: ExtractConfig) -> Any:
 
     out = os.path.abspath(cfg.out)
     os.makedirs(out, exist_ok=True)
-    lock = PrefixLock(out, f"r{cfg.rank:03d}")
+    rank, _ = rank_from_env(cfg.rank, cfg.world_size)
+    lock = PrefixLock(out, f"r{rank:03d}")
     if not held_locks(out):
         remove_temporaries(out)
     return lock

@@ -103,7 +103,7 @@ def train_cli(env, store, qa, out, *overrides, nproc=1):
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-LEARN_STEPS = 60
+LEARN_STEPS = 100
 """Steps of the one shared training run (every loss term on); bounds in test_learning.py were measured on it."""
 
 

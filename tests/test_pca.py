@@ -66,7 +66,7 @@ def test_training_data_decodes_pca_targets_to_the_teacher_width(stores, tmp_path
     from geovr.train.config import DataConfig
     from geovr.train.data import TrainData
 
-    data = TrainData(DataConfig(stores=[str(stores["pca_zarr"])]), seed=0)
+    data = TrainData(DataConfig(stores=[str(stores["pca_zarr"])], mix_clips_without_qa=True), seed=0)
     assert data.teacher_dim == 64
     feats = data.sample(0).targets["features"]
     assert all(f.shape == (4, 4, 4, 64) and f.dtype == np.float32 for f in feats.values())

@@ -67,9 +67,9 @@ def build_flat(layers=(4,), **_):
 
 @pytest.fixture
 def flat_teacher(monkeypatch):
-    from geovr.extract.teachers import REGISTRY
+    from geovr.extract.teachers import REGISTRY, TeacherEntry
 
-    monkeypatch.setitem(REGISTRY, "flat", f"{__name__}:build_flat")
+    monkeypatch.setitem(REGISTRY, "flat", TeacherEntry(f"{__name__}:build_flat", (4,)))
 
 
 def cfg(corpus_path: Path, out: Path, **kw) -> ExtractConfig:

@@ -170,23 +170,23 @@ def test_item03_training_refuses_a_tampered_store_before_the_model_loads(store_c
     root = store_copy("wds")
     tar = _flip(root)
     with pytest.raises(CorruptStoreError, match=r"r000-00001\.tar.*sha256.*training refused"):
-        TrainData(DataConfig(stores=[str(root)]), seed=0)
+        TrainData(DataConfig(stores=[str(root)], mix_clips_without_qa=True), seed=0)
     # lazy verification refuses on the first read of that shard instead
-    data = TrainData(DataConfig(stores=[str(root)], verify="lazy"), seed=0)
+    data = TrainData(DataConfig(stores=[str(root)], mix_clips_without_qa=True, verify="lazy"), seed=0)
     with pytest.raises(CorruptStoreError, match=r"r000-00001\.tar"):
         [data.sample(p) for p in range(4)]
     # symlinked data is refused too
     tar.unlink()
     tar.symlink_to(tmp_path / "elsewhere.tar")
     with pytest.raises(StoreError, match="symlink"):
-        TrainData(DataConfig(stores=[str(root)]), seed=0)
+        TrainData(DataConfig(stores=[str(root)], mix_clips_without_qa=True), seed=0)
 
 
 def test_item03_skip_mode_never_trains_on_a_bad_clip(store_copy, tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("GEOVR_CACHE", str(tmp_path / "cache"))
     root = store_copy("wds")
     _flip(root)
-    data = TrainData(DataConfig(stores=[str(root)], on_bad_clip="skip"), seed=0)
+    data = TrainData(DataConfig(stores=[str(root)], mix_clips_without_qa=True, on_bad_clip="skip"), seed=0)
     assert list(data.bad) == ["b/00000"]
     assert "skipping bad clip 'b/00000'" in capsys.readouterr().err
     assert {data.item_at(p)[0] for p in range(8)} == {"a/00000", "b/00000"}
@@ -216,14 +216,14 @@ def test_item03_nan_and_width_mismatch_skipped_or_stop(tmp_path, monkeypatch) ->
             tf.addfile(info, io.BytesIO(b))
     reindex(tar)
     rehash(root, "r000-00002", "wds")
-    skip = TrainData(DataConfig(stores=[str(root)], on_bad_clip="skip"), seed=0)
+    skip = TrainData(DataConfig(stores=[str(root)], mix_clips_without_qa=True, on_bad_clip="skip"), seed=0)
     width = skip.teacher_dim  # the run's width comes from its first good clip
     assert width in (8, 16)
     for p in range(12):
         s = skip.sample(p)
         assert all(np.isfinite(f).all() and f.shape[-1] == width for f in s.targets["features"].values())
     assert sorted(skip.bad) == ["nan/00000", "a/00000" if width == 16 else "wide/00000"][:: 1 if width == 8 else -1]
-    stop = TrainData(DataConfig(stores=[str(root)]), seed=0)
+    stop = TrainData(DataConfig(stores=[str(root)], mix_clips_without_qa=True), seed=0)
     with pytest.raises(StoreError, match="nan/00000.*NaN|feature width"):
         [stop.sample(p) for p in range(12)]
 
