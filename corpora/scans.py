@@ -23,13 +23,13 @@ import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from geovr.corpora.ids import video_clip_id
+from geovr.shared.video import write_mp4
 
 MANIFEST_NAME = "corpus.jsonl"
 """The importers' manifest in their output folder."""
@@ -129,31 +129,6 @@ def read_rgb(path: Path) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
-def _encode(path: Path, frames: Any, fps: float, crf: int) -> None:
-    import av
-
-    codec = "libx264" if "libx264" in av.codec.codecs_available else "mpeg4"
-    rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), mode="w", format="mp4") as container:
-        stream = None
-        for rgb in frames:
-            if stream is None:
-                stream = container.add_stream(codec, rate=rate)
-                stream.width, stream.height = rgb.shape[1], rgb.shape[0]
-                stream.pix_fmt = "yuv420p"
-                if codec == "libx264":
-                    stream.options = {"crf": str(crf)}
-                else:
-                    stream.codec_context.qscale = 2
-                    stream.codec_context.flags |= "QSCALE"
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
-                container.mux(packet)
-        if stream is None:
-            raise ValueError(f"{path}: no frames to encode")
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 def write_scan(out: Path, dataset: str, scene: str, frames: list[ScanFrame], fps: float, meta: dict[str, Any],
                dropped: list[tuple[str, str]], crf: int = 18, overwrite: bool = False) -> ImportedScan:
     """Write ``frames`` as ``videos/<dataset>/<scene>.mp4`` + ``gt/<dataset>/<scene>/`` and merge the manifest row."""
@@ -190,7 +165,7 @@ def write_scan(out: Path, dataset: str, scene: str, frames: list[ScanFrame], fps
                 depth[i] = d
                 yield rgb
 
-        _encode(tmp_video, rgb_stream(depth), fps, crf)
+        write_mp4(tmp_video, rgb_stream(depth), fps, crf)
         depth.flush()
         del depth
         np.save(tmp_gt / "extrinsics.npy", np.stack([f.extrinsics for f in frames]).astype(np.float64))

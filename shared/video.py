@@ -205,3 +205,37 @@ def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
+
+
+def write_mp4(path: str | Path, frames, fps: float, crf: int = 18) -> str:
+    """Encode uint8 ``[H, W, 3]`` RGB ``frames`` (any iterable) to the mp4 ``path``; returns the codec used.
+
+    libx264 (yuv420p) at ``crf`` when PyAV has it, otherwise mpeg4 at a fixed high quality (qscale 2);
+    ``fps`` may be fractional (e.g. 29.97, kept as a rational with denominator <= 1001).
+    Raises ``ValueError`` when ``frames`` is empty.
+    """
+    from fractions import Fraction
+
+    import av
+
+    codec = "libx264" if "libx264" in av.codec.codecs_available else "mpeg4"
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = None
+        for rgb in frames:
+            if stream is None:
+                stream = container.add_stream(codec, rate=rate)
+                stream.width, stream.height = rgb.shape[1], rgb.shape[0]
+                stream.pix_fmt = "yuv420p"
+                if codec == "libx264":
+                    stream.options = {"crf": str(crf), "preset": "medium"}
+                else:
+                    stream.codec_context.qscale = 2
+                    stream.codec_context.flags |= "QSCALE"
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+                container.mux(packet)
+        if stream is None:
+            raise ValueError(f"{path}: no frames to encode")
+        for packet in stream.encode():
+            container.mux(packet)
+    return codec
