@@ -124,6 +124,8 @@ class ExtractConfig:
         from geovr.extract.teachers import teacher_entry
 
         entry = teacher_entry(self.teacher)
+        if inputs and not Path(self.corpus).is_file():  # the first thing a user names: report it first
+            raise UsageError(f"{self.corpus}: corpus manifest not found")
         weights = self.weights or self.teacher_kwargs.get("weights")
         random_init = self.random_init or bool(self.teacher_kwargs.get("random_init"))
         if entry.needs_weights and inputs and bool(weights) == random_init:
@@ -145,8 +147,6 @@ class ExtractConfig:
                 raise UsageError(f"{name} must be >= {low}, got {value}")
         if not inputs:
             return
-        if not Path(self.corpus).is_file():
-            raise UsageError(f"{self.corpus}: corpus manifest not found")
         from geovr.shared.modelref import check_model_ref
 
         if self.weights:
