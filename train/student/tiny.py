@@ -50,6 +50,19 @@ def build_tokenizer():
     return fast
 
 
+def _qwen3_processor(tok):
+    """The tiny Qwen3-VL / Qwen3.5 processor: 16-px patches merged 2x2 (32-px tokens), 2-frame temporal patches."""
+    import transformers as tf
+
+    video = tf.Qwen3VLVideoProcessor(size={"shortest_edge": 32 * 32, "longest_edge": 256 * 32 * 32},
+                                     patch_size=16, temporal_patch_size=2, merge_size=2)
+    image = tf.Qwen2VLImageProcessor(patch_size=16, merge_size=2,
+                                     size={"shortest_edge": 32 * 32, "longest_edge": 256 * 32 * 32})
+    # Qwen3VLProcessor wraps each frame group in vision start/end itself: the template emits the bare pad
+    return tf.Qwen3VLProcessor(image_processor=image, tokenizer=tok, video_processor=video,
+                               chat_template=CHAT_TEMPLATE.replace("{{ video_placeholder }}", "<|video_pad|>"))
+
+
 def build_tiny_student_dir(out_dir: str | Path, family: str = "qwen3_vl", seed: int = 0,
                            text: dict | None = None, vision: dict | None = None) -> Path:
     """Write a complete tiny HF model folder (config, random weights, tokenizer, processor).
@@ -83,13 +96,7 @@ def build_tiny_student_dir(out_dir: str | Path, family: str = "qwen3_vl", seed: 
                                   num_position_embeddings=64, deepstack_visual_indexes=[0]), **vision_overrides},
             **common)
         model = tf.Qwen3VLForConditionalGeneration(cfg)
-        video = tf.Qwen3VLVideoProcessor(size={"shortest_edge": 32 * 32, "longest_edge": 256 * 32 * 32},
-                                         patch_size=16, temporal_patch_size=2, merge_size=2)
-        image = tf.Qwen2VLImageProcessor(patch_size=16, merge_size=2,
-                                         size={"shortest_edge": 32 * 32, "longest_edge": 256 * 32 * 32})
-        # Qwen3VLProcessor wraps each frame group in vision start/end itself: the template emits the bare pad
-        proc = tf.Qwen3VLProcessor(image_processor=image, tokenizer=tok, video_processor=video,
-                                   chat_template=CHAT_TEMPLATE.replace("{{ video_placeholder }}", "<|video_pad|>"))
+        proc = _qwen3_processor(tok)
     elif family == "qwen3_5":
         # Hybrid decoder as the real checkpoints (3 gated-delta-net layers, then 1 full-attention layer,
         # repeated): here 4 layers with full_attention_interval 2 -> linear, full, linear, full.
@@ -107,12 +114,7 @@ def build_tiny_student_dir(out_dir: str | Path, family: str = "qwen3_vl", seed: 
                                   num_position_embeddings=64), **vision_overrides},
             **common)
         model = tf.Qwen3_5ForConditionalGeneration(cfg)
-        video = tf.Qwen3VLVideoProcessor(size={"shortest_edge": 32 * 32, "longest_edge": 256 * 32 * 32},
-                                         patch_size=16, temporal_patch_size=2, merge_size=2)
-        image = tf.Qwen2VLImageProcessor(patch_size=16, merge_size=2,
-                                         size={"shortest_edge": 32 * 32, "longest_edge": 256 * 32 * 32})
-        proc = tf.Qwen3VLProcessor(image_processor=image, tokenizer=tok, video_processor=video,
-                                   chat_template=CHAT_TEMPLATE.replace("{{ video_placeholder }}", "<|video_pad|>"))
+        proc = _qwen3_processor(tok)  # Qwen3.5 uses Qwen3-VL's processor
     elif family == "qwen2_5_vl":
         cfg = tf.Qwen2_5_VLConfig(
             text_config={**text, "rope_parameters": {"rope_type": "default", "rope_theta": 1e6,
