@@ -9,8 +9,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["TMP_PREFIX", "atomic_write_bytes", "atomic_write_json", "fsync_dir", "fsync_tree", "resolve", "tmp_name",
-           "write_folder_once"]
+__all__ = ["TMP_PREFIX", "atomic_write_bytes", "atomic_write_json", "fsync_dir", "fsync_paths", "fsync_tree", "json_bytes",
+           "resolve", "tmp_name", "tree_entries", "write_folder_once"]
 
 TMP_PREFIX = ".tmp-"
 """Prefix of every temporary file/directory a writer creates (removed by ``StoreWriter.done``)."""
@@ -83,17 +83,51 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def fsync_tree(path: str) -> None:
-    """fsync every file and directory under ``path`` (or the file ``path``)."""
-    if os.path.isfile(path):
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
+def _fsync_one(path: str) -> None:
+    if os.path.isdir(path):
+        fsync_dir(path)
         return
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+FSYNC_THREADS = 16
+"""Threads that fsync the entries of one commit concurrently (see :func:`fsync_paths`)."""
+
+
+def fsync_paths(paths: list[str]) -> None:
+    """fsync every file and directory in ``paths``, concurrently; returns once all are durable.
+
+    One fsync after another costs one journal commit each (a Zarr shard is ~70 files and folders:
+    0.1-0.2 s on a busy disk); issued together, the file system batches them into a few commits
+    (~5 ms measured on ext4). The first error (``OSError``) is raised after all calls finished.
+    """
+    if len(paths) <= 1:
+        for p in paths:
+            _fsync_one(p)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(FSYNC_THREADS, len(paths)), thread_name_prefix="geovr-fsync") as pool:
+        futures = [pool.submit(_fsync_one, p) for p in paths]
+    for fut in futures:
+        fut.result()
+
+
+def tree_entries(path: str) -> list[str]:
+    """``path`` itself (file or folder) and, for a folder, every file and folder under it."""
+    if not os.path.isdir(path):
+        return [path]
+    out = []
     for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            with open(os.path.join(dirpath, name), "rb") as f:
-                os.fsync(f.fileno())
-        fsync_dir(dirpath)
+        out.append(dirpath)
+        out += [os.path.join(dirpath, name) for name in files]
+    return out
+
+
+def fsync_tree(path: str) -> None:
+    """fsync every file and directory under ``path`` (or the file ``path``), concurrently."""
+    fsync_paths(tree_entries(path))
 
 
 def atomic_write_bytes(path: str, data: bytes, fs: Any = None) -> None:
@@ -113,6 +147,11 @@ def atomic_write_bytes(path: str, data: bytes, fs: Any = None) -> None:
     fs.mv(tmp, path)
 
 
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as the sorted, indented JSON every store file uses."""
+    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+
+
 def atomic_write_json(path: str, obj: Any, fs: Any = None) -> None:
     """``atomic_write_bytes`` of ``obj`` as sorted, indented JSON."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode(), fs)
+    atomic_write_bytes(path, json_bytes(obj), fs)

@@ -105,21 +105,28 @@ def shard_digest(files: list[FileEntry]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def file_entries(shards_dir: str, name: str, fmt: str) -> list[FileEntry]:
-    """Hash the committed files of shard ``name`` in local ``shards_dir``."""
+def file_entries(shards_dir: str, name: str, fmt: str, at: dict[str, str] | None = None) -> list[FileEntry]:
+    """Hash the files of shard ``name`` in local ``shards_dir``.
+
+    ``at`` maps a committed name (``<name>`` folder or ``<name>.tar`` / ``<name>.idx.npy``) to where that
+    file or folder is now (a writer hashes its temporary files before the rename that commits them);
+    the entries are named as committed either way.
+    """
+    at = at or {}
     if fmt == "wds":
-        rel = [f"{name}.tar"]
-        if os.path.exists(os.path.join(shards_dir, f"{name}.idx.npy")):
-            rel.append(f"{name}.idx.npy")  # offset index (wds_index.py); absent in older stores
+        names = [f"{name}.tar", f"{name}.idx.npy"]
+        rel = [(r, at.get(r, os.path.join(shards_dir, r))) for r in names]
+        rel = rel[:1] + [x for x in rel[1:] if os.path.exists(x[1])]  # the offset index is absent in older stores
     else:
         rel = []
-        top = os.path.join(shards_dir, name)
+        top = at.get(name, os.path.join(shards_dir, name))
         for dirpath, _dirs, files in os.walk(top):
             for fn in files:
-                rel.append(os.path.relpath(os.path.join(dirpath, fn), shards_dir).replace(os.sep, "/"))
+                sub = os.path.relpath(os.path.join(dirpath, fn), top).replace(os.sep, "/")
+                rel.append((f"{name}/{sub}", os.path.join(dirpath, fn)))
         rel.sort()
     out = []
-    for r in rel:
-        digest, size = sha256_file(os.path.join(shards_dir, r))
+    for r, real in rel:
+        digest, size = sha256_file(real)
         out.append(FileEntry(path=r, bytes=size, sha256=digest))
     return out

@@ -1,8 +1,9 @@
 """``StoreWriter``: whole-shard, crash-safe writes of ``ClipTargets`` (one writer per shard prefix).
 
-Commit protocol per shard: write everything under a ``.tmp-`` name, fsync, rename atomically
-to ``shards/<prefix>-<seq:05d>`` (Zarr group) or ``shards/<prefix>-<seq:05d>.tar``, then
-write the sidecar ``shards/<name>.json`` atomically. **The sidecar is the commit point**: a
+Commit protocol per shard: write everything under a ``.tmp-`` name (the sidecar too, holding the
+files' hashes), fsync all of it in one concurrent batch, rename atomically to ``shards/<prefix>-<seq:05d>``
+(Zarr group) or ``shards/<prefix>-<seq:05d>.tar``, fsync the folder, then rename the sidecar to
+``shards/<name>.json`` and fsync the folder again. **The sidecar is the commit point**: a
 shard without one is an interrupted write and is deleted by ``done()``. Ranks write with
 different prefixes (``r000``, ``r001``, ...) into the same store; ``finalize_store`` merges.
 
@@ -25,7 +26,16 @@ from geovr.shared.safety import IncompatibleStoreError, read_json_file
 from geovr.shared.schema import ClipTargets
 from geovr.shared.stores.clipcodec import clip_to_parts, frame_shapes
 from geovr.shared.stores.finalize import read_sidecars
-from geovr.shared.stores.fsio import TMP_PREFIX, atomic_write_json, fsync_dir, fsync_tree, resolve
+from geovr.shared.stores.fsio import (
+    TMP_PREFIX,
+    atomic_write_json,
+    fsync_dir,
+    fsync_paths,
+    json_bytes,
+    resolve,
+    tmp_name,
+    tree_entries,
+)
 from geovr.shared.stores.lock import PrefixLock
 from geovr.shared.stores.sidecar import SHARD_NAME_RE, ClipFailure, ShardInfo, file_entries
 from geovr.shared.stores.wds_index import INDEX_SUFFIX, build_wds_index
@@ -154,27 +164,34 @@ class StoreWriter:
         fmt = self.header.format
         final = os.path.join(self.shards_dir, name + (".tar" if fmt == "wds" else ""))
         tmp = os.path.join(self.shards_dir, f"{TMP_PREFIX}{name}-{os.getpid()}")
+        tmp_idx = f"{tmp}{INDEX_SUFFIX}"
+        side = os.path.join(self.shards_dir, f"{name}.json")
+        tmp_side = tmp_name(side)
         try:
             frames = [c.frames for c in clips]
             if fmt == "wds":
                 ext = "jpg" if self.header.frame_encoding == "jpeg" else "png"
                 write_wds_shard(tmp, metas, frame_arrays, clip_arrays, frames, ext)
-                # offset index beside the tar (renamed first: a tar without sidecar is removed with it)
-                tmp_idx = f"{tmp}{INDEX_SUFFIX}"
-                with open(tmp_idx, "wb") as f:
+                with open(tmp_idx, "wb") as f:  # offset index beside the tar (wds_index.py)
                     f.write(build_wds_index(tmp))
-                fsync_tree(tmp_idx)
-                os.rename(tmp_idx, os.path.join(self.shards_dir, name + INDEX_SUFFIX))
+                at = {f"{name}.tar": tmp, f"{name}{INDEX_SUFFIX}": tmp_idx}
             else:
                 write_zarr_shard(tmp, metas, frame_arrays, clip_arrays, frames)
-            fsync_tree(tmp)
-            os.rename(tmp, final)
-            fsync_dir(self.shards_dir)
-            info = ShardInfo(
-                name=name, format=fmt, files=file_entries(self.shards_dir, name, fmt),
+                at = {name: tmp}
+            info = ShardInfo(  # hashed from the temporary files, before the renames that commit them
+                name=name, format=fmt, files=file_entries(self.shards_dir, name, fmt, at),
                 clips=[c.clip_id for c in clips], num_frames=[c.num_frames for c in clips], failures=failures,
             )
-            atomic_write_json(os.path.join(self.shards_dir, f"{name}.json"), info.to_dict())
+            with open(tmp_side, "wb") as f:
+                f.write(json_bytes(info.to_dict()))
+            # every file of the shard and the sidecar's temporary made durable in one concurrent batch
+            fsync_paths([*tree_entries(tmp), *([tmp_idx] if fmt == "wds" else []), tmp_side])
+            if fmt == "wds":  # the index first: a tar without sidecar is removed with it
+                os.rename(tmp_idx, os.path.join(self.shards_dir, name + INDEX_SUFFIX))
+            os.rename(tmp, final)
+            fsync_dir(self.shards_dir)
+            os.replace(tmp_side, side)  # the commit point: the shard is durable under its final name
+            fsync_dir(self.shards_dir)
         except BaseException:
             self._seq = None  # re-list (and clean) before the next shard
             raise
