@@ -194,7 +194,14 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     cfg = dataclasses.replace(cfg, rank=rank, world_size=world)  # resolved once: the lock, shards and share use it
     rows = read_corpus(cfg.corpus)
     lock = _lock_out(cfg)
+    batches: Any = None
     try:
+        from geovr.shared.stores.writer import committed_status
+
+        done = committed_status(os.path.join(os.path.abspath(cfg.out), "shards"))
+        mine = [r for i, r in enumerate(rows) if i % cfg.world_size == cfg.rank]
+        todo = [r for r in mine if r.clip_id not in done]
+        batches = _start_decoding(cfg, todo)  # the workers decode the first clips while the teacher loads
         teacher = build_teacher(cfg.teacher, **cfg.teacher_options())
         layers = tuple(teacher.info.feature_layers)  # a tiny teacher may map the requested layers onto its own depth
         # a teacher whose features are single-width (DA3) keeps all channels: there is no frame half to take
@@ -205,48 +212,58 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
 
             metric_model = load_metric_depth(cfg.metric_depth, device=cfg.device or cfg.teacher_kwargs.get("device"))
         writer = StoreWriter(cfg.out, header, shard_prefix=f"r{cfg.rank:03d}")  # shares this process's lock
+        writer.clean()
     except BaseException:
+        batches = None  # the last reference: the DataLoader shuts its workers down
         lock.release()
         raise
     try:
-        return _run(cfg, writer, rows, teacher, layers, header, metric_model, t0)
+        return _run(cfg, writer, batches, len(mine), len(todo), teacher, layers, header, metric_model, t0)
     except (OSError, RuntimeError) as exc:
         env = environment_problem(exc)  # disk full, quota, read-only: exit 3, not "some clips failed"
         if env is not None:
             raise env from exc
         raise
     finally:
+        batches = None
         writer.close()
         lock.release()
 
 
-def _run(cfg: ExtractConfig, writer: Any, rows: list[CorpusRow], teacher: Any, layers: tuple[int, ...], header: Any,
-         metric_model: Any, t0: float) -> ExtractResult:  # noqa: C901
+def _start_decoding(cfg: ExtractConfig, todo: list[CorpusRow]) -> Any:
+    """An iterator over the decoded clips of ``todo`` (``_ClipSource`` items, in order); with ``cfg.workers``
+    its DataLoader workers are forked and start decoding at once (before the teacher exists, so they do not
+    inherit its memory)."""
+    import torch
+
+    from geovr.shared.proc import die_with_parent
+
+    loader = torch.utils.data.DataLoader(_ClipSource(todo, cfg.sampling), batch_size=1, num_workers=cfg.workers,
+                                         collate_fn=_identity, worker_init_fn=die_with_parent if cfg.workers else None)
+    return iter(loader)
+
+
+def _run(cfg: ExtractConfig, writer: Any, batches: Any, n_mine: int, n_todo: int, teacher: Any,
+         layers: tuple[int, ...], header: Any, metric_model: Any, t0: float) -> ExtractResult:  # noqa: C901
     import torch
     from tqdm import tqdm
 
     from geovr.extract.scale import ground_truth_scale, metric_teacher_scale
     from geovr.extract.teachers import ClipContext
-    from geovr.shared.proc import die_with_parent
     from geovr.shared.stores import ClipFailure
 
     if cfg.format == "zarr":
         import zarr  # noqa: F401  (imported here, not on the writer thread's first shard)
-    done = writer.done()
-    mine = [r for i, r in enumerate(rows) if i % cfg.world_size == cfg.rank]
-    todo = [r for r in mine if r.clip_id not in done]
     thread = _ShardWriterThread(writer, cfg.clips_per_shard)
     thread.start()
-    loader = torch.utils.data.DataLoader(_ClipSource(todo, cfg.sampling), batch_size=1, num_workers=cfg.workers,
-                                         collate_fn=_identity, worker_init_fn=die_with_parent if cfg.workers else None)
     stored, frames_done, failed = 0, 0, []
-    bar = tqdm(total=len(todo), desc=f"extract r{cfg.rank}", unit="clip", disable=not cfg.progress)
+    bar = tqdm(total=n_todo, desc=f"extract r{cfg.rank}", unit="clip", disable=not cfg.progress)
 
     def fail(row: CorpusRow, reason: str) -> None:
         failed.append((row.clip_id, reason))
         thread.put(("failure", ClipFailure(clip_id=row.clip_id, uri=str(row.uri), reason=reason)))
 
-    for item in loader:
+    for item in batches:
         row = item["row"]
         if thread.error is not None:
             break
@@ -293,7 +310,7 @@ def _run(cfg: ExtractConfig, writer: Any, rows: list[CorpusRow], teacher: Any, l
         raise RuntimeError(f"shard writer failed: {thread.error}") from thread.error
     failed += thread.build_failed
     stored -= len(thread.build_failed)
-    return ExtractResult(stored, failed, len(mine) - len(todo), time.perf_counter() - t0, frames_done)
+    return ExtractResult(stored, failed, n_mine - n_todo, time.perf_counter() - t0, frames_done)
 
 
 def summary(result: ExtractResult) -> str:

@@ -42,7 +42,7 @@ from geovr.shared.stores.wds_index import INDEX_SUFFIX, build_wds_index
 from geovr.shared.stores.wds_shard import write_wds_shard
 from geovr.shared.stores.zarr_shard import write_zarr_shard
 
-__all__ = ["StoreWriter", "open_or_create_header"]
+__all__ = ["StoreWriter", "committed_status", "open_or_create_header"]
 
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -60,6 +60,18 @@ def open_or_create_header(root: str, header: StoreHeader) -> None:
         return
     os.makedirs(root, exist_ok=True)
     atomic_write_json(path, header.to_dict())
+
+
+def committed_status(shards_dir: str) -> dict[str, str]:
+    """``clip_id -> "ok" | "failed"`` over the committed shards (every prefix) of a local ``shards/`` folder
+    (empty if there is none); reads the sidecars only."""
+    status: dict[str, str] = {}
+    for info in read_sidecars(shards_dir):
+        for f in info.failures:
+            status.setdefault(f.clip_id, "failed")
+        for c in info.clips:
+            status[c] = "ok"
+    return status
 
 
 class StoreWriter:
@@ -120,6 +132,10 @@ class StoreWriter:
             seqs.append(int(m.group(2)))
         self._seq = max(seqs) + 1
 
+    def clean(self) -> None:
+        """Delete this prefix's interrupted-write leftovers now (otherwise done before the first shard)."""
+        self._cleanup()
+
     def shards(self) -> list[ShardInfo]:
         """All committed shards of the store (every prefix), sorted by name."""
         return read_sidecars(self.shards_dir)
@@ -127,13 +143,7 @@ class StoreWriter:
     def done(self) -> dict[str, str]:
         """``clip_id -> "ok" | "failed"`` over committed shards; also removes interrupted-write leftovers."""
         self._cleanup()
-        status: dict[str, str] = {}
-        for info in self.shards():
-            for f in info.failures:
-                status.setdefault(f.clip_id, "failed")
-            for c in info.clips:
-                status[c] = "ok"
-        return status
+        return committed_status(self.shards_dir)
 
     # ------------------------------------------------------------------ write
 
