@@ -8,13 +8,15 @@ A synthetic corpus is rendered once. Then, side by side on the same frames:
 - ``teacher build``: ``build_teacher`` alone (part of every job run, not of the forward row).
 - ``extract (fmt)``: ``run_extract`` over the whole corpus (``workers=2``, fresh output folder each
   repeat), total wall time, and the same minus the teacher build time. The ratio is taken on the
-  latter: decoding (DataLoader workers) and shard writing (background thread) should overlap with
-  the teacher, so the job should cost little more than its forwards.
+  latter: decoding (DataLoader workers) and shard writing (a forked writer process, or with
+  ``--shard-writers thread`` a thread of the job) should overlap with the teacher, so the job should
+  cost little more than its forwards.
 
 The teacher is a seeded random VGGT (no weights needed); ``--teacher-config`` picks ``tiny``,
 ``small`` (a mid-size config whose forward dominates on a CPU) or ``vggt_1b``.
 
     python benchmarks/extract_overhead.py [--clips 8] [--frames 8] [--height 112 --width 140] [--repeat 3]
+        [--formats zarr,wds] [--shard-writers process,thread]
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ def main() -> None:
                     help="torch threads for both sides (0 = torch's default; on a 2-core box the job's decode "
                          "workers compete with them, and a busy box stalls multi-threaded ops badly)")
     ap.add_argument("--formats", default="zarr,wds", help="store formats to time, comma-separated")
+    ap.add_argument("--shard-writers", default="process",
+                    help="job shard writers to time, comma-separated: process (the default) and/or thread")
     args = ap.parse_args()
 
     import torch
@@ -105,6 +109,7 @@ def main() -> None:
                               longest_edge=max(args.height, args.width))
     n_frames = args.clips * args.frames
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    writers = [w.strip() for w in args.shard_writers.split(",") if w.strip()]
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -126,16 +131,17 @@ def main() -> None:
         def build() -> None:
             build_teacher("vggt", layers=layers, **kwargs)
 
-        def job(fmt: str) -> None:  # (a) the real job, fresh output folder per run
+        def job(fmt: str, how: str) -> None:  # (a) the real job, fresh output folder per run
             res = run_extract(ExtractConfig(corpus=str(corpus), out=str(root / f"out_{fmt}_{next(runs)}"),
                                             teacher="vggt", teacher_kwargs=kwargs, format=fmt, layers=layers,
                                             sampling=sampling, clips_per_shard=args.clips_per_shard,
-                                            workers=args.workers, progress=False))
+                                            workers=args.workers, shard_writer=how, progress=False))
             if res.stored != args.clips or res.failed:
                 raise RuntimeError(f"extract stored {res.stored}/{args.clips} clips, failed: {res.failed}")
 
         fns = {"forward": forward, "build": build}
-        fns |= {fmt: partial(job, fmt) for fmt in formats}
+        jobs = [(fmt, how) for fmt in formats for how in writers]
+        fns |= {f"{fmt} {how}": partial(job, fmt, how) for fmt, how in jobs}
         for fn in fns.values():  # warm-up (imports, page cache, allocator)
             fn()
         times: dict[str, list[float]] = {k: [] for k in fns}
@@ -149,8 +155,10 @@ def main() -> None:
                 "ratio_vs_teacher": sec / t["forward"]}
 
     rows = [row("teacher forward only", t["forward"]), {"row": "teacher build (once per job)", "seconds": t["build"]}]
-    for fmt in formats:
-        rows += [row(f"extract ({fmt}) total", t[fmt]), row(f"extract ({fmt}) minus build", t[fmt] - t["build"])]
+    for fmt, how in jobs:
+        k = f"{fmt} {how}"
+        rows += [row(f"extract ({fmt}, {how} writer) total", t[k]),
+                 row(f"extract ({fmt}, {how} writer) minus build", t[k] - t["build"])]
 
     tname = args.teacher_config if isinstance(config, str) else f"small (custom: {config.embed_dim}d x {config.depth})"
     print(f"machine: {machine()}")

@@ -28,6 +28,8 @@ FORMATS = ("zarr", "wds")
 """Store formats."""
 CHANNELS = ("frame", "global", "both")
 """Allowed ``ExtractConfig.channels`` values."""
+SHARD_WRITERS = ("process", "thread")
+"""Where the extraction job writes shards (``ExtractConfig.shard_writer``; see ``geovr.extract.shardwriter``)."""
 
 
 @dataclass
@@ -77,6 +79,9 @@ class ExtractConfig:
     """Clips per shard (a shard is written whole, atomically)."""
     workers: int = 2
     """Decoding workers (DataLoader processes; 0 = decode in the main process)."""
+    shard_writer: str = "process"
+    """Where targets are encoded and shards written while the teacher runs: process (a forked child: its work
+    does not share the teacher's GIL) | thread (in the job's process; the fallback where fork is missing)."""
     jpeg_quality: int = 95
     """Quality of the cached JPEG frames."""
     rank: int | None = None
@@ -134,7 +139,8 @@ class ExtractConfig:
                              "--random-init to run an untrained teacher on purpose")
         for name, value, allowed in (("--format", self.format, FORMATS), ("--preset", self.preset, tuple(PRESETS)),
                                      ("--scale-from", self.scale_from, SCALE_FROM),
-                                     ("--channels", self.channels, CHANNELS)):
+                                     ("--channels", self.channels, CHANNELS),
+                                     ("--shard-writer", self.shard_writer, SHARD_WRITERS)):
             if value not in allowed:
                 raise UsageError(f"{name} {value!r} is not one of: {', '.join(allowed)}")
         if self.scale_from == "metric_teacher" and not self.metric_depth:

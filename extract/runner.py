@@ -1,5 +1,5 @@
 """The ``geovr extract`` job: decode in DataLoader workers, run the teacher, encode and write
-shards in a background thread, record every bad clip and go on.
+shards in a background writer (a forked process by default: ``shardwriter``), record every bad clip and go on.
 
 Crash safety comes from the store: a shard counts only once its sidecar is committed, so after
 a SIGKILL a re-run asks the writer which clips are ``done()`` and does the rest; committed
@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import queue
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from geovr.extract.config import PRESETS, SCALE_FROM, ExtractConfig  # noqa: F401  (re-exported)
 from geovr.extract.corpus import CorpusRow, read_corpus
-from geovr.extract.targets import build_targets
 from geovr.shared.errors import environment_problem
 from geovr.shared.features import FeatureSpec
 from geovr.shared.sampling import SamplingConfig, plan_sampling
@@ -66,72 +63,6 @@ class _ClipSource:
 
 def _identity(batch: list[Any]) -> Any:
     return batch[0]
-
-
-class _ShardWriterThread(threading.Thread):
-    """Off the main thread: assembles each clip's targets (feature/depth encoding, JPEG frames),
-    buffers them per shape group and writes whole shards, so the teacher never waits on them.
-
-    Queue items: ``("clip", kwargs of build_targets)``, ``("failure", ClipFailure)``, ``None`` = end.
-    """
-
-    def __init__(self, writer: Any, clips_per_shard: int) -> None:
-        super().__init__(daemon=True)
-        self.writer, self.n = writer, clips_per_shard
-        self.q: queue.Queue = queue.Queue(maxsize=2 * clips_per_shard)
-        self.groups: dict[tuple, list] = {}
-        self.failures: list = []
-        self.build_failed: list[tuple[str, str]] = []
-        self.error: BaseException | None = None
-
-    def put(self, item: Any) -> None:
-        """Queue ``item``; raises instead of blocking forever if this thread has died."""
-        while True:
-            try:
-                self.q.put(item, timeout=1.0)
-                return
-            except queue.Full:
-                if not self.is_alive():
-                    raise RuntimeError(f"shard writer failed: {self.error}") from self.error
-
-    @staticmethod
-    def _key(clip: Any) -> tuple:
-        teacher_hw = clip.teacher_input.out_hw if clip.teacher_input else None
-        return (clip.resize.out_hw, teacher_hw, clip.depth.shape[1:],
-                tuple(sorted((k, v.shape[1:]) for k, v in clip.features.items())))
-
-    def _flush(self, key: tuple | None) -> None:
-        clips = self.groups.pop(key, []) if key is not None else []
-        if clips or self.failures:
-            self.writer.write_shard(clips, self.failures)
-            self.failures = []
-
-    def run(self) -> None:
-        try:
-            while (item := self.q.get()) is not None:
-                kind, payload = item
-                if kind == "failure":
-                    self.failures.append(payload)
-                    continue
-                try:
-                    clip = build_targets(**payload)
-                except ValueError as exc:  # non-finite teacher output: this clip fails, the job goes on
-                    from geovr.shared.stores import ClipFailure
-
-                    reason = f"{type(exc).__name__}: {exc}"
-                    self.build_failed.append((payload["clip_id"], reason))
-                    self.failures.append(ClipFailure(clip_id=payload["clip_id"], uri=payload["video"].uri,
-                                                     reason=reason))
-                    continue
-                key = self._key(clip)
-                self.groups.setdefault(key, []).append(clip)
-                if len(self.groups[key]) >= self.n:
-                    self._flush(key)
-            for key in list(self.groups):
-                self._flush(key)
-            self._flush(None)
-        except BaseException as exc:  # surfaced by the main thread
-            self.error = exc
 
 
 @dataclass
@@ -244,7 +175,21 @@ def _start_decoding(cfg: ExtractConfig, todo: list[CorpusRow]) -> Any:
 
 
 def _run(cfg: ExtractConfig, writer: Any, batches: Any, n_mine: int, n_todo: int, teacher: Any,
-         layers: tuple[int, ...], header: Any, metric_model: Any, t0: float) -> ExtractResult:  # noqa: C901
+         layers: tuple[int, ...], header: Any, metric_model: Any, t0: float) -> ExtractResult:
+    from geovr.extract.shardwriter import start_shard_writer
+
+    if cfg.format == "zarr":
+        import zarr  # noqa: F401  (imported once here: a forked writer inherits it, a thread needs it on its first shard)
+    sw = start_shard_writer(writer, cfg.clips_per_shard, cfg.shard_writer)
+    try:
+        return _loop(cfg, sw, batches, n_mine, n_todo, teacher, layers, header, metric_model, t0)
+    except BaseException:
+        sw.abort()
+        raise
+
+
+def _loop(cfg: ExtractConfig, sw: Any, batches: Any, n_mine: int, n_todo: int, teacher: Any,
+          layers: tuple[int, ...], header: Any, metric_model: Any, t0: float) -> ExtractResult:  # noqa: C901
     import torch
     from tqdm import tqdm
 
@@ -252,21 +197,17 @@ def _run(cfg: ExtractConfig, writer: Any, batches: Any, n_mine: int, n_todo: int
     from geovr.extract.teachers import ClipContext
     from geovr.shared.stores import ClipFailure
 
-    if cfg.format == "zarr":
-        import zarr  # noqa: F401  (imported here, not on the writer thread's first shard)
-    thread = _ShardWriterThread(writer, cfg.clips_per_shard)
-    thread.start()
     stored, frames_done, failed = 0, 0, []
     bar = tqdm(total=n_todo, desc=f"extract r{cfg.rank}", unit="clip", disable=not cfg.progress)
 
     def fail(row: CorpusRow, reason: str) -> None:
         failed.append((row.clip_id, reason))
-        thread.put(("failure", ClipFailure(clip_id=row.clip_id, uri=str(row.uri), reason=reason)))
+        sw.put(("failure", ClipFailure(clip_id=row.clip_id, uri=str(row.uri), reason=reason)))
 
     for item in batches:
         row = item["row"]
-        if thread.error is not None:
-            break
+        if sw.error() is not None:
+            break  # finish() raises it
         if "error" in item:
             fail(row, item["error"])
             bar.update(1)
@@ -292,24 +233,20 @@ def _run(cfg: ExtractConfig, writer: Any, batches: Any, n_mine: int, n_todo: int
             fail(row, f"{type(exc).__name__}: {exc}")
             bar.update(1)
             continue
-        thread.put(("clip", dict(clip_id=row.clip_id, video=item["video"], frame_indices=plan.indices,
-                                   timestamps=plan.timestamps, resize=plan.resize, frames=frames, out=out,
-                                   teacher_input=plan.teacher, teacher_mode=plan.teacher_mode,
-                                   start_frame=plan.start_frame, end_frame=plan.end_frame,
-                                   header=header, metric_scale=scale, scale_source=source, scale_model=scale_model,
-                                   scale_sky_masked=sky_masked)))
+        sw.put(("clip", dict(clip_id=row.clip_id, video=item["video"], frame_indices=plan.indices,
+                             timestamps=plan.timestamps, resize=plan.resize, frames=frames, out=out,
+                             teacher_input=plan.teacher, teacher_mode=plan.teacher_mode,
+                             start_frame=plan.start_frame, end_frame=plan.end_frame,
+                             header=header, metric_scale=scale, scale_source=source, scale_model=scale_model,
+                             scale_sky_masked=sky_masked)))
         stored += 1
         frames_done += len(plan.indices)
         bar.update(1)
         bar.set_postfix(frames_per_s=f"{frames_done / max(bar.format_dict['elapsed'], 1e-9):.1f}")
-    if thread.is_alive():
-        thread.put(None)
-    thread.join()
+    build_failed = sw.finish()  # raises the writer's error
     bar.close()
-    if thread.error is not None:
-        raise RuntimeError(f"shard writer failed: {thread.error}") from thread.error
-    failed += thread.build_failed
-    stored -= len(thread.build_failed)
+    failed += build_failed
+    stored -= len(build_failed)
     return ExtractResult(stored, failed, n_mine - n_todo, time.perf_counter() - t0, frames_done)
 
 
