@@ -190,12 +190,58 @@ def test_tiny_vggt_extraction_runs_end_to_end(synth_corpus, tmp_path):
     assert clip.features[0].shape[-1] == 32 and clip.depth.shape == (4, *clip.teacher_input.out_hw)
 
 
-def test_a_failing_shard_writer_stops_the_job_with_its_error(synth_corpus, tmp_path, monkeypatch):
+@pytest.mark.parametrize("how", ["process", "thread"])
+def test_a_failing_shard_writer_stops_the_job_with_its_error(synth_corpus, tmp_path, monkeypatch, how):
     from geovr.shared.stores import StoreWriter
 
     def broken(self, clips, failures=()):
         raise OSError("disk full")
 
-    monkeypatch.setattr(StoreWriter, "write_shard", broken)
-    with pytest.raises(RuntimeError, match="shard writer failed: disk full"):
+    monkeypatch.setattr(StoreWriter, "write_shard", broken)  # a forked writer inherits the patch
+    with pytest.raises(RuntimeError, match="shard writer failed: disk full") as info:
+        _extract(synth_corpus, tmp_path / "store", shard_writer=how)
+    assert isinstance(info.value.__cause__, OSError)  # the writer's own error, carried over from the child
+
+
+def test_a_killed_writer_process_stops_the_job_and_the_store_resumes(synth_corpus, tmp_path, monkeypatch):
+    from geovr.shared.stores import StoreWriter
+
+    real = StoreWriter.write_shard
+
+    def dies_on_the_second(self, clips, failures=()):
+        if any(c.clip_id == "synth_0001" for c in clips):
+            os.kill(os.getpid(), signal.SIGKILL)  # the writer process (forked), never the test's
+        return real(self, clips, failures)
+
+    monkeypatch.setattr(StoreWriter, "write_shard", dies_on_the_second)
+    with pytest.raises(RuntimeError, match=r"shard writer failed: the shard writer process exited \(code -9\)"):
         _extract(synth_corpus, tmp_path / "store")
+    monkeypatch.setattr(StoreWriter, "write_shard", real)
+    res = _extract(synth_corpus, tmp_path / "store")  # the lock is free again and the first shard is kept
+    assert (res.skipped, res.stored, res.failed) == (1, 1, [])
+    finalize_store(tmp_path / "store")
+    assert verify_store(str(tmp_path / "store")) == []
+    assert sorted(StoreReader(tmp_path / "store").clip_ids) == ["synth_0000", "synth_0001"]
+
+
+_ENOSPC_JOB = """
+import errno, sys
+from geovr.cli import main
+from geovr.shared.stores import StoreWriter
+
+def full(self, clips, failures=()):
+    raise OSError(errno.ENOSPC, "No space left on device", self.shards_dir)
+
+StoreWriter.write_shard = full
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_disk_full_in_the_writer_process_exits_3_with_one_line(synth_corpus, tmp_path):
+    cmd = [sys.executable, "-c", _ENOSPC_JOB, "extract", "--corpus", str(synth_corpus / "corpus.parquet"),
+           "--teacher", "oracle", "--out", str(tmp_path / "store"), "--num-frames", "4", "--longest-edge", "56",
+           "--workers", "0", "--no-progress"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 3, run.stderr
+    err = run.stderr.strip()
+    assert err.startswith("error: No space left on device writing") and "\n" not in err, err

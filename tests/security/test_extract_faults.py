@@ -189,7 +189,7 @@ def test_item11_second_job_with_the_same_rank_is_refused(tmp_path, flat_teacher)
     assert verify_store(str(out)) == [] and StoreReader(out).clip_ids == ["v0"]
 
 
-# ------------------------------------------------------------------ item 12: workers die with their parent
+# ------------------------------------------------------------------ item 12: workers (and the writer) die with the job
 
 _KILLED_JOB = """
 import os, sys, time
@@ -214,6 +214,19 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _children(pid: int) -> set[int]:
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.add(int(entry))
+            except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                continue
+    return out
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="checks /proc")
 def test_item12_dataloader_workers_die_after_sigkill_of_the_job(tmp_path) -> None:
     folder(tmp_path / "v0", [(48, 60)] * 4)
@@ -228,15 +241,19 @@ def test_item12_dataloader_workers_die_after_sigkill_of_the_job(tmp_path) -> Non
         if line.startswith("worker"):
             workers.add(int(line.split()[1]))
     assert len(workers) == 2
+    deadline = time.time() + 30
+    while len(children := _children(job.pid)) < 3 and time.time() < deadline:
+        time.sleep(0.05)  # the shard writer process is forked once the teacher is built
+    assert workers < children and len(children) == 3, (workers, children)
     job.send_signal(signal.SIGKILL)
     job.wait()
     deadline = time.time() + 10
-    while any(_alive(p) for p in workers) and time.time() < deadline:
+    while any(_alive(p) for p in children) and time.time() < deadline:
         time.sleep(0.05)
-    left = [p for p in workers if _alive(p)]
+    left = [p for p in children if _alive(p)]
     for p in left:
         os.kill(p, signal.SIGKILL)
-    assert not left, f"DataLoader workers {left} outlived the killed job"
+    assert not left, f"DataLoader workers / the shard writer {left} outlived the killed job"
 
 
 # ------------------------------------------------------------------ item 13: disk full
