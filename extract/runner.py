@@ -193,7 +193,7 @@ def _loop(cfg: ExtractConfig, sw: Any, batches: Any, n_mine: int, n_todo: int, t
     import torch
     from tqdm import tqdm
 
-    from geovr.extract.scale import ground_truth_scale, metric_teacher_scale
+    from geovr.extract.scale import metric_teacher_scale
     from geovr.extract.teachers import ClipContext
     from geovr.shared.stores import ClipFailure
 
@@ -218,13 +218,12 @@ def _loop(cfg: ExtractConfig, sw: Any, batches: Any, n_mine: int, n_todo: int, t
             ctx = ClipContext(clip_id=row.clip_id, frame_indices=plan.indices, resize=plan.teacher_view,
                               gt_dir=row.gt_dir)
             out = teacher(x, layers, ctx, spec=header.features)  # features reduced on the teacher's device
-            scale, source, scale_model, sky_masked = float("nan"), "none", "", False
+            scale, source, scale_model, sky_masked, gt_scale = float("nan"), "none", "", False, None
             want = cfg.scale_from
             if out.metric_scale is not None and want == "auto":
                 scale, source = float(out.metric_scale), "oracle"
             elif row.gt_dir is not None and want in ("auto", "ground_truth"):
-                scale, source = ground_truth_scale(row.gt_dir, plan.indices, plan.teacher_view, out.depth.numpy(),
-                                                   out.depth_conf.numpy()), "ground_truth"
+                gt_scale = (row.gt_dir, plan.indices, plan.teacher_view)  # fit by the shard writer, off this thread
             elif metric_model is not None:
                 scale, sky_masked = metric_teacher_scale(metric_model, x, out.depth.numpy(), out.depth_conf.numpy(),
                                                          out.intrinsics)
@@ -238,7 +237,7 @@ def _loop(cfg: ExtractConfig, sw: Any, batches: Any, n_mine: int, n_todo: int, t
                              teacher_input=plan.teacher, teacher_mode=plan.teacher_mode,
                              start_frame=plan.start_frame, end_frame=plan.end_frame,
                              header=header, metric_scale=scale, scale_source=source, scale_model=scale_model,
-                             scale_sky_masked=sky_masked)))
+                             scale_sky_masked=sky_masked, gt_scale=gt_scale)))
         stored += 1
         frames_done += len(plan.indices)
         bar.update(1)

@@ -14,7 +14,8 @@ Two ways to run it, one interface (``put``, ``error``, ``finish``, ``abort``):
 Crash safety is the store's: a shard counts once its sidecar is committed, so a killed writer leaves at
 most temporaries that the next run removes. A writer error stops the job: ``finish`` (or ``put`` once
 the writer is gone) raises ``RuntimeError("shard writer failed: ...")`` chained to the original error, so a
-full disk still maps to exit 3. A clip whose targets cannot be built (non-finite output) fails alone.
+full disk still maps to exit 3. A clip whose targets cannot be built (non-finite output, missing
+ground-truth depth) fails alone.
 """
 
 from __future__ import annotations
@@ -30,12 +31,16 @@ from typing import Any
 import numpy as np
 
 from geovr.extract.config import SHARD_WRITERS
+from geovr.extract.scale import ground_truth_scale
 from geovr.extract.targets import build_targets
 
 __all__ = ["SHARD_WRITERS", "ShardAssembler", "start_shard_writer"]
 
 class ShardAssembler:
     """Turns queue items into shards: ``("clip", kwargs of build_targets)``, ``("failure", ClipFailure)``.
+
+    A clip item may add ``gt_scale=(gt_dir, frame_indices, teacher_view)``: its metric scale is then fit here
+    against the corpus's ground-truth depth (``extract.scale.ground_truth_scale``), off the teacher's thread.
 
     Clips are grouped by per-frame shapes (a Zarr shard needs one shape); a group is written once it holds
     ``clips_per_shard`` clips, and failures ride along with the next shard written."""
@@ -66,8 +71,14 @@ class ShardAssembler:
             self.failures.append(payload)
             return
         try:
+            gt = payload.pop("gt_scale", None)
+            if gt is not None:  # (gt_dir, frame indices, teacher view): the scale against ground-truth depth
+                out = payload["out"]
+                payload["metric_scale"] = ground_truth_scale(*gt, out.depth.float().cpu().numpy(),
+                                                             out.depth_conf.float().cpu().numpy())
+                payload["scale_source"] = "ground_truth"
             clip = build_targets(**payload)
-        except ValueError as exc:  # non-finite teacher output: this clip fails, the job goes on
+        except (ValueError, FileNotFoundError) as exc:  # non-finite output, no ground truth: this clip fails alone
             from geovr.shared.stores import ClipFailure
 
             reason = f"{type(exc).__name__}: {exc}"

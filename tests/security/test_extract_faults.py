@@ -282,3 +282,22 @@ def test_item13_disk_full_is_an_environment_problem(tmp_path, flat_teacher, monk
     assert res.skipped == 1 and res.stored == 1
     finalize_store(out)
     assert verify_store(str(out)) == [] and sorted(StoreReader(out).clip_ids) == ["v0", "v1"]
+
+
+# ------------------------------------------------------------------ ground-truth scale, fit by the shard writer
+
+
+def test_missing_ground_truth_depth_fails_that_clip_only(tmp_path, flat_teacher) -> None:
+    folder(tmp_path / "v0", [(48, 60)] * 4)
+    folder(tmp_path / "v1", [(48, 60)] * 4)
+    (tmp_path / "gt0").mkdir()
+    np.save(tmp_path / "gt0" / "depth.npy", np.full((4, 48, 60), 3.0, np.float32))  # the flat teacher says 1.0
+    path = corpus(tmp_path, [{"clip_id": "v0", "uri": "v0", "gt_dir": "gt0"},
+                             {"clip_id": "v1", "uri": "v1", "gt_dir": "gt1"}])  # gt1 has no depth
+    out = tmp_path / "store"
+    res = run_extract(cfg(path, out, scale_from="ground_truth"))
+    assert res.stored == 1 and [c for c, _ in res.failed] == ["v1"]
+    assert "FileNotFoundError" in res.failed[0][1] and "ground-truth depth missing" in res.failed[0][1]
+    finalize_store(out)
+    clip = StoreReader(out)["v0"]
+    assert clip.scale_source == "ground_truth" and clip.metric_scale == pytest.approx(3.0)
