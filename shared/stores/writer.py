@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from geovr.shared.manifest import StoreHeader, header_differences
+from geovr.shared.manifest import FileEntry, StoreHeader, header_differences
 from geovr.shared.safety import IncompatibleStoreError, read_json_file
 from geovr.shared.schema import ClipTargets
 from geovr.shared.stores.clipcodec import clip_to_parts, frame_shapes
@@ -184,12 +184,13 @@ class StoreWriter:
                 write_wds_shard(tmp, metas, frame_arrays, clip_arrays, frames, ext)
                 with open(tmp_idx, "wb") as f:  # offset index beside the tar (wds_index.py)
                     f.write(build_wds_index(tmp))
-                at = {f"{name}.tar": tmp, f"{name}{INDEX_SUFFIX}": tmp_idx}
+                # hashed from the temporary files, before the renames that commit them
+                files = file_entries(self.shards_dir, name, fmt, {f"{name}.tar": tmp, f"{name}{INDEX_SUFFIX}": tmp_idx})
             else:
-                write_zarr_shard(tmp, metas, frame_arrays, clip_arrays, frames)
-                at = {name: tmp}
-            info = ShardInfo(  # hashed from the temporary files, before the renames that commit them
-                name=name, format=fmt, files=file_entries(self.shards_dir, name, fmt, at),
+                written = write_zarr_shard(tmp, metas, frame_arrays, clip_arrays, frames)  # hashed as written
+                files = [FileEntry(path=f"{name}/{key}", bytes=size, sha256=digest) for key, size, digest in written]
+            info = ShardInfo(
+                name=name, format=fmt, files=files,
                 clips=[c.clip_id for c in clips], num_frames=[c.num_frames for c in clips], failures=failures,
             )
             with open(tmp_side, "wb") as f:
