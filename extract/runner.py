@@ -204,14 +204,13 @@ def _loop(cfg: ExtractConfig, sw: Any, batches: Any, n_mine: int, n_todo: int, t
         failed.append((row.clip_id, reason))
         sw.put(("failure", ClipFailure(clip_id=row.clip_id, uri=str(row.uri), reason=reason)))
 
-    for item in batches:
+    def handle(item: dict[str, Any]) -> None:
+        nonlocal stored, frames_done
         row = item["row"]
-        if sw.error() is not None:
-            break  # finish() raises it
         if "error" in item:
             fail(row, item["error"])
             bar.update(1)
-            continue
+            return
         plan, frames = item["plan"], item["frames"]
         try:
             x = torch.from_numpy(item["teacher_frames"]).permute(0, 3, 1, 2).float().div(255.0)
@@ -231,7 +230,7 @@ def _loop(cfg: ExtractConfig, sw: Any, batches: Any, n_mine: int, n_todo: int, t
         except (ValueError, FileNotFoundError, RuntimeError) as exc:
             fail(row, f"{type(exc).__name__}: {exc}")
             bar.update(1)
-            continue
+            return
         sw.put(("clip", dict(clip_id=row.clip_id, video=item["video"], frame_indices=plan.indices,
                              timestamps=plan.timestamps, resize=plan.resize, frames=frames, out=out,
                              teacher_input=plan.teacher, teacher_mode=plan.teacher_mode,
@@ -242,6 +241,13 @@ def _loop(cfg: ExtractConfig, sw: Any, batches: Any, n_mine: int, n_todo: int, t
         frames_done += len(plan.indices)
         bar.update(1)
         bar.set_postfix(frames_per_s=f"{frames_done / max(bar.format_dict['elapsed'], 1e-9):.1f}")
+
+    for seen, item in enumerate(batches, 1):
+        if sw.error() is not None:
+            break  # finish() raises it
+        handle(item)
+        if seen == n_todo:  # the writer starts on its last shard while the decoding workers shut down
+            sw.end()
     build_failed = sw.finish()  # raises the writer's error
     bar.close()
     failed += build_failed

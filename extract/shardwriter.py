@@ -1,7 +1,7 @@
 """The extraction job's shard writer: builds each clip's targets (feature/depth encoding, JPEG frames),
 buffers them per shape group and writes whole shards while the teacher runs on.
 
-Two ways to run it, one interface (``put``, ``error``, ``finish``, ``abort``):
+Two ways to run it, one interface (``put``, ``error``, ``end``, ``finish``, ``abort``):
 
 - ``process`` (default where ``fork`` exists): a child process forked from the job. Its CPU work and its
   threads (Zarr's event loop and I/O pool, the concurrent fsyncs) do not share the teacher's GIL; on a
@@ -110,6 +110,7 @@ class _ThreadWriter:
         self.asm = ShardAssembler(writer, clips_per_shard)
         self.q: queue.Queue = queue.Queue(maxsize=2 * clips_per_shard)
         self._error: BaseException | None = None
+        self._ended = False
         self.thread = threading.Thread(target=self._run, daemon=True, name="geovr-shard-writer")
         self.thread.start()
 
@@ -136,10 +137,15 @@ class _ThreadWriter:
             except queue.Full:
                 continue
 
+    def end(self) -> None:
+        """No more items: the writer writes its last shards now (``finish`` waits for them)."""
+        if not self._ended and self.thread.is_alive():
+            self.put(None)  # type: ignore[arg-type]
+        self._ended = True
+
     def finish(self) -> list[tuple[str, str]]:
         """Write what is buffered, wait, and return ``build_failed``; raises the writer's error."""
-        if self.thread.is_alive():
-            self.put(None)  # type: ignore[arg-type]
+        self.end()
         self.thread.join()
         if self._error is not None:
             raise _failed(self._error)
@@ -227,6 +233,7 @@ class _ProcessWriter:
         self._error: BaseException | None = None
         self._result: list[tuple[str, str]] | None = None
         self._gone = False
+        self._ended = False
 
     def _take(self, timeout: float) -> bool:
         """Read the child's report if one is there within ``timeout`` s; True once the child is finished."""
@@ -270,10 +277,15 @@ class _ProcessWriter:
             except queue.Full:
                 continue
 
+    def end(self) -> None:
+        """No more items: the writer writes its last shards now (``finish`` waits for them)."""
+        if not self._ended and not self._take(0):
+            self.put(None)  # type: ignore[arg-type]
+        self._ended = True
+
     def finish(self) -> list[tuple[str, str]]:
         """Write what is buffered, wait for the child, and return ``build_failed``; raises the writer's error."""
-        if not self._take(0):
-            self.put(None)  # type: ignore[arg-type]
+        self.end()
         while not self._take(1.0):
             if not self.proc.is_alive():
                 self._take(0.5)  # its report may still be in the pipe
