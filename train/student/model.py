@@ -116,23 +116,26 @@ class GeoStudent(nn.Module):
         ids, hs = inputs["input_ids"], out.hidden_states
         pred = {"logits": out.logits[0], "labels": s["labels"][0].to(dev), "anchor": hs[-1].sum() * 0,
                 "groups": int(inputs["video_grid_thw"][0, 0]), "frame_step": self.frame_step}
-        cam, sc = self.adapter.token_states(hs[-1], ids)
+        # heads run in their own dtype (bf16 once DeepSpeed's bf16 mode casts the module; the adapter's states are
+        # fp32) and hand fp32 predictions to the losses, as the targets are
+        hd = self.camera_embed.weight.dtype
+        cam, sc = (x.to(hd) for x in self.adapter.token_states(hs[-1], ids))
         if "camera" in heads:
-            pred["pose_enc"] = self.camera_head(cam)
+            pred["pose_enc"] = self.camera_head(cam).float()
         if "scale" in heads:
-            pred["metric_scale"] = self.scale_head(sc).reshape(-1)
+            pred["metric_scale"] = self.scale_head(sc).reshape(-1).float()
         tg = s.get("targets", {})
         want_feats = "distill" in heads and "features" in tg
         depth_hw = tuple(tg["depth"].shape[1:]) if "depth" in tg and depth_hw is None else depth_hw
         want_depth = "depth" in heads and depth_hw is not None
         if want_feats or want_depth:
-            grids = self.adapter.video_grids(hs, ids, inputs["video_grid_thw"], self.layers)
+            grids = [g.to(hd) for g in self.adapter.video_grids(hs, ids, inputs["video_grid_thw"], self.layers)]
             if want_feats:
                 sizes = [tuple(tg["features"][layer].shape[1:3]) for layer in self.cfg.teacher_layers]
-                pred["features"] = {layer: head(g, hw) for layer, head, g, hw
+                pred["features"] = {layer: head(g, hw).float() for layer, head, g, hw
                                     in zip(self.cfg.teacher_layers, self.distill_heads, grids, sizes, strict=True)}
             if want_depth:
-                pred["depth"] = self.depth_head(grids, depth_hw)
+                pred["depth"] = self.depth_head(grids, depth_hw).float()
         return pred
 
     @torch.no_grad()
