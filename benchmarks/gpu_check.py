@@ -10,14 +10,16 @@
    targets vs **online** teachers (VGGT-1B + Depth Anything V2 Large metric in bf16 under bf16
    autocast, run inside each step as the paper's code does). Step time and peak memory, side by
    side in one process (cached first, so its peak excludes the teachers), against the FLOP-ideal
-   ratio ``(student + teachers) / student`` of ``benchmarks/flops.py`` (2.00x at 32 frames).
+   ratio ``(student + teachers) / student`` of the measured configuration with the FLOP model of
+   ``benchmarks/flops.py`` (analytic student step, teachers counted on meta tensors; 2.00x at the
+   paper's 32 frames).
 
 Inputs are built in memory (random frames; no video decoding). Each row prints as soon as it is
 measured, and a row that runs out of GPU memory reads ``OOM`` instead of ending the run.
 ``--dry-run`` builds every model on the meta device (no memory, no GPU), checks the DeepSpeed config
 and prints the table layout with the FLOP-ideal ratio. ``--smoke`` runs the same measuring code on
 the CPU with tiny random models (a tiny Qwen3-VL, a 4-block VGGT, a 4-block Depth Anything; default
-2 frames of 56x84 for the teachers and 64x64 for the student, 1 step; DeepSpeed with gloo; bf16) and
+2 frames of 70x84 for the teachers and 64x64 for the student, 1 step; DeepSpeed with gloo; bf16) and
 prints peak memory as n/a. CI runs both (tests/test_benchmarks.py).
 
     benchmarks/gpu_check.sh [--wheels DIR] [--frames 32] [--steps 3] [--dry-run | --smoke]
@@ -111,14 +113,15 @@ def smoke_setup() -> Setup:
 
     from geovr.extract.teachers.vggt.model import VGGTConfig
 
-    # DINOv2 patch embedding trained at 5 x 5 patches, run at 4 x 6 (position embeddings resized, as at full size)
+    # as at full size (378 x 504 = 27 x 36 patches): position embeddings resized (trained 5 x 5, run 5 x 6), an odd
+    # patch row count (2 x 2 pooling floors it), a height that is no multiple of the depth head's 28 px
     vggt = VGGTConfig(img_size=70, embed_dim=32, depth=4, num_heads=2, dino_depth=2, dino_heads=2,
                       camera_trunk_depth=1, camera_heads=2, dpt_features=16, dpt_out_channels=[8, 16, 32, 32],
                       dpt_layers=[0, 1, 2, 3])
     heads = ["model.camera_hidden=64", "model.scale_hidden=32", "model.distill_hidden=32",
              "model.depth_channels=[8,16,32,32]", "model.depth_features=16"]
     return Setup(name="smoke: tiny random models on the CPU", device="cpu", dist_backend="gloo", dtype=torch.bfloat16,
-                 recipe_overrides=heads, teacher_hw=(56, 84), student_hw=(64, 64), layers=(0, 1, 2, 3), vggt=vggt,
+                 recipe_overrides=heads, teacher_hw=(70, 84), student_hw=(64, 64), layers=(0, 1, 2, 3), vggt=vggt,
                  metric=depth_anything_config(32, 4, 2, out_indices=[1, 2, 3, 4], neck=[8, 16, 32, 32], fusion=16),
                  student=tf.AutoConfig.from_pretrained, names={"vggt": "tiny VGGT", "metric": "tiny DA",
                                                                "student": "tiny Qwen3-VL"})
