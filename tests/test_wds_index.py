@@ -179,3 +179,18 @@ def test_duplicate_member_outside_the_indexed_ranges_is_refused_by_every_reader(
         StoreReader(root, verify_shards=False)["scene0000/00000"]
     with pytest.raises(CorruptStoreError, match=pat):  # sequential: the scan path of index-less stores
         WdsShardReader(str(tar), StoreReader(root, verify_shards=False).fs)
+
+
+def test_a_new_index_for_a_cached_tar_is_checked_against_the_tar(wds_store, tmp_path, monkeypatch):
+    """The tar's hash is cached, then the publisher swaps two index rows and re-hashes: the tar is scanned again."""
+    from tests.security.test_stage_two import rehash
+
+    monkeypatch.setenv("GEOVR_CACHE", str(tmp_path / "cache"))
+    root = _copy(wds_store[0], tmp_path / "s")
+    assert StoreReader(root).verify_all_shards() == {}
+    idx = root / "shards" / "r000-00000.idx.npy"
+    rows = np.load(idx)
+    np.save(idx, rows[[1, 0, 2]])
+    assert len(rehash(root, "r000-00000", "wds")) == 1
+    bad = StoreReader(root).verify_all_shards()
+    assert list(bad) == ["r000-00000"] and "row 0 does not describe the tar's members" in bad["r000-00000"]

@@ -66,7 +66,12 @@ def remote_stamp(fs: Any, path: str) -> list:
     etag = _info_get(info, "ETag")
     if etag.startswith(("W/", "w/")):
         etag = ""
-    return [int(info["size"]), etag, _info_get(info, "LastModified", "Last-Modified", "mtime"),
+    size = info.get("size")
+    if not isinstance(size, int):
+        from geovr.shared.safety import CorruptStoreError
+
+        raise CorruptStoreError(f"{path}: the server reports no size for it ({size!r})")
+    return [size, etag, _info_get(info, "LastModified", "Last-Modified", "mtime"),
             _info_get(info, "VersionId")]
 
 

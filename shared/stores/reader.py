@@ -121,22 +121,26 @@ class StoreReader:
         entry = self._entries[name]
         own = cache is None
         cache = cache or HashCache.for_store(self.root, self.fs, self.is_local)
-        files = {f.path: f for f in entry.files}
-        index_path = f"{name}{INDEX_SUFFIX}" if self.header.format == "wds" else None
-        indexed = index_path in files and f"{name}.tar" in files
-        passed = []
-        for f in entry.files:
+        tar_name = f"{name}.tar"
+        index_name = f"{name}{INDEX_SUFFIX}"
+        names = {f.path for f in entry.files}
+        indexed = self.header.format == "wds" and {tar_name, index_name} <= names
+        todo = []  # (entry, path, stamp) of the files the cache does not vouch for; the tar last
+        for f in sorted(entry.files, key=lambda f: f.path == tar_name):
             path = f"{self.root}/shards/{f.path}"
             check_regular_file(path, self.fs, self.root if self.is_local else None)
             stamp = cache.stamp(self.fs, path)
             if int(stamp[0]) != f.bytes:
                 raise CorruptStoreError(f"{path}: {stamp[0]} bytes, index.json says {f.bytes} (truncated or rewritten)")
-            if cache.hit(path, stamp, f.sha256):
-                continue
-            if indexed and f.path == f"{name}.tar":
+            # a tar is checked against its index again whenever either of the two changed
+            if not cache.hit(path, stamp, f.sha256) or (f.path == tar_name and indexed and todo):
+                todo.append((f, path, stamp))
+        passed = []
+        for f, path, stamp in todo:
+            if indexed and f.path == tar_name:
                 rows = sorted((row, cid) for cid, (s, row) in self._rows.items() if s == name)
                 keys = [clip_key(cid) for _row, cid in rows]
-                problems = verify_tar_index(self.fs, path, f"{self.root}/shards/{index_path}", entry.samples, keys,
+                problems = verify_tar_index(self.fs, path, f"{self.root}/shards/{index_name}", entry.samples, keys,
                                             f.sha256, self._limits)
                 if problems:
                     raise CorruptStoreError(problems[0])
