@@ -61,14 +61,13 @@ def _key_of(member_name: str) -> str:
     return f"{folder}/{stem}" if folder else stem
 
 
-def scan_tar(f: Any, where: str, limits: TarLimits | None = None, mode: str = "r:") -> tuple[list[str], np.ndarray, int]:
+def scan_tar(f: Any, where: str, limits: TarLimits | None = None) -> tuple[list[str], np.ndarray, int]:
     """Read every header of the tar open in ``f`` (members checked by ``safe_tar_members`` first): the sample keys
     in tar order, their index rows ``[start, end, meta_offset, meta_size]`` and the end of the last member (where
     the end-of-archive padding starts). A member name that is not ``<key>.<field>``, a field twice in a sample
-    (a duplicate member) or a sample whose members are not contiguous is a ``CorruptStoreError``. ``mode``
-    ``"r|"`` reads ``f`` strictly forward (``_HashingReader``: one pass hashes and scans)."""
+    (a duplicate member) or a sample whose members are not contiguous is a ``CorruptStoreError``."""
     try:
-        with tarfile.open(fileobj=f, mode=mode) as tf:
+        with tarfile.open(fileobj=f, mode="r:") as tf:
             members = safe_tar_members(tf, where, limits)
     except tarfile.TarError as e:
         raise CorruptStoreError(f"{where}: corrupt or truncated tar ({e})") from e
@@ -102,22 +101,56 @@ def scan_tar(f: Any, where: str, limits: TarLimits | None = None, mode: str = "r
 
 
 class _HashingReader:
-    """A forward-only reader that hashes every byte it passes on and keeps the last ``MAX_TRAILER * 2`` of them."""
+    """A file object over ``f`` that reads it once, front to back, hashing every byte, while ``tarfile`` seeks over
+    member data (forward) and re-reads the byte before a header (``seek(offset - 1)``): bytes from
+    ``min(pos, end - 2 * MAX_TRAILER)`` on stay in memory, the rest is dropped."""
 
     def __init__(self, f: Any) -> None:
-        self.f, self.sha, self.pos, self.tail = f, hashlib.sha256(), 0, bytearray()
+        self.f, self.sha = f, hashlib.sha256()
+        self.pos = 0  # logical position (tell/seek)
+        self.end = 0  # bytes read from f and hashed
+        self.buf, self.buf_start = bytearray(), 0  # f's bytes [buf_start, end)
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        pos = pos + self.pos if whence == 1 else pos
+        if whence == 2 or pos < self.buf_start:
+            raise io.UnsupportedOperation("forward-only reader")
+        self.pos = pos
+        return pos
+
+    def _pull(self, upto: int) -> None:
+        while self.end < upto:
+            chunk = self.f.read(min(max(1 << 20, upto - self.end), 16 << 20))
+            if not chunk:
+                return
+            self.sha.update(chunk)
+            self.end += len(chunk)
+            self.buf += chunk
+            keep = min(self.pos, self.end - 2 * MAX_TRAILER)
+            if keep - self.buf_start > 8 * MAX_TRAILER:  # trimmed now and then: amortised O(1) per byte
+                del self.buf[: keep - self.buf_start]
+                self.buf_start = keep
 
     def read(self, n: int = -1) -> bytes:
-        data = self.f.read(n)
-        self.sha.update(data)
+        if n is None or n < 0:
+            self.drain()
+            n = self.end - self.pos
+        self._pull(self.pos + n)
+        off = self.pos - self.buf_start
+        data = bytes(self.buf[off : off + n])
         self.pos += len(data)
-        self.tail += data
-        del self.tail[: max(0, len(self.tail) - 2 * MAX_TRAILER)]
         return data
 
     def drain(self) -> None:
-        while self.read(1 << 20):
-            pass
+        """Read (and hash) the rest of ``f``."""
+        self._pull(1 << 62)
+
+    def tail(self, start: int) -> bytes:
+        """Bytes ``[start, end)`` (``start`` at most ``2 * MAX_TRAILER`` before the end)."""
+        return bytes(self.buf[start - self.buf_start :])
 
 
 def hash_scan_tar(f: Any, where: str, limits: TarLimits | None = None) -> tuple[str, list[str], np.ndarray, str]:
@@ -126,19 +159,19 @@ def hash_scan_tar(f: Any, where: str, limits: TarLimits | None = None) -> tuple[
     more than ``MAX_TRAILER`` bytes, or a non-zero one, after the last member."""
     r = _HashingReader(f)
     try:
-        keys, rows, end = scan_tar(r, where, limits, mode="r|")
+        keys, rows, end = scan_tar(r, where, limits)
     except StoreError as e:
         r.drain()
         return r.sha.hexdigest(), [], np.zeros((0, 4), np.int64), str(e)
     r.drain()
-    trailer = r.pos - end
+    trailer = r.end - end
     problem = ""
     if trailer > MAX_TRAILER:
         problem = (f"{where}: {trailer} bytes after the last member (at most {MAX_TRAILER} bytes of end-of-archive "
                    "padding may follow); refused")
     else:
         try:
-            check_trailer(bytes(r.tail[len(r.tail) - trailer:]) if trailer else b"", where, end)
+            check_trailer(r.tail(end) if trailer > 0 else b"", where, end)
         except CorruptStoreError as e:
             problem = str(e)
     return r.sha.hexdigest(), keys, rows, problem
