@@ -220,6 +220,12 @@ def check_config(cfg: TrainConfig, world: int) -> None:
         raise ConfigError(f"data.max_tokens must be >= 0 (0 = no limit), got {cfg.data.max_tokens}")
     if cfg.model.depth_head not in DEPTH_HEADS:
         raise ConfigError(f"model.depth_head {cfg.model.depth_head!r} not in {DEPTH_HEADS}")
+    from geovr.train.student.tiny import TINY_MODELS
+
+    if cfg.model.model not in TINY_MODELS:  # a local folder must exist; a hub id must be fetchable or cached
+        from geovr.shared.modelref import check_model_ref
+
+        check_model_ref(cfg.model.model, "model.model")
 
 
 def git_revision() -> str:

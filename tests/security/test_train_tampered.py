@@ -4,7 +4,7 @@ Each case tampers a copy of a finalised oracle store (the session's; Zarr, or We
 ``geovr train --config tiny_cpu`` on it, all cases at once. The run must exit 4 (store integrity) with one
 ``error: ...`` line naming the shard (and the clip, for content found by reading it), no traceback, and
 nothing written anywhere but ``$GEOVR_CACHE/verified`` (hashes of the *good* files); no run folder, the
-store untouched. ``model.model`` points at a path that does not exist, so a run that got as far as
+store untouched. ``model.model`` points at an empty folder (no model in it), so a run that got as far as
 loading the model would end in a different error: every case here is refused before any model loads.
 Hash and name problems are found by ``data.verify: all``; hash-consistent content (a Zarr shape the
 attacker re-hashed) by the first clip read, which ``geovr train`` also does before the model loads
@@ -98,10 +98,11 @@ def refused_runs(oracle_store, synth_corpus, tmp_path_factory, env):
             os.environ.pop("GEOVR_CACHE") if old is None else os.environ.__setitem__("GEOVR_CACHE", old)
         shutil.rmtree(work / "scratch-cache", ignore_errors=True)
         shutil.copy(qa, work / "qa.jsonl")
+        (work / "not-a-model").mkdir()
         before = _snapshot(work)
         cmd = [sys.executable, "-m", "geovr", "train", "--config", "tiny_cpu", f"data.stores=[{store}]",
                f"data.instructions=[{work / 'qa.jsonl'}]", f"run.out_dir={work / 'run'}",
-               f"model.model={work / 'no-such-model'}", "run.max_steps=1"]
+               f"model.model={work / 'not-a-model'}", "run.max_steps=1"]
         run_env = {**env, "GEOVR_CACHE": str(work / "cache")}
         procs[name] = (subprocess.Popen(cmd, cwd=work, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True), before, work)
