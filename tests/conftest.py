@@ -45,7 +45,7 @@ def _oracle_store(synth_corpus, tmp_path_factory, **student):
     finalize_store(out)
     qa = out.parent / "qa.jsonl"
     qa.write_text(json.dumps({"id": "q0", "clip_id": "synth_0000", "conversations": [
-        {"from": "human", "value": "<video>\nHow many chairs are in this room?"}, {"from": "gpt", "value": "2"}]}) + "\n")
+        {"from": "human", "value": "<image>\nHow many chairs are in this room?"}, {"from": "gpt", "value": "2"}]}) + "\n")
     return out, qa
 
 
