@@ -33,13 +33,13 @@ def env(tmp_path_factory):
             "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
-def _oracle_store(synth_corpus, tmp_path_factory, **student):
+def _oracle_store(synth_corpus, tmp_path_factory, fmt="zarr", **student):
     from geovr.extract.runner import ExtractConfig, run_extract
     from geovr.shared.sampling import SamplingConfig
     from geovr.shared.stores import finalize_store
 
     out = tmp_path_factory.mktemp("train_store") / "store"
-    run_extract(ExtractConfig(corpus=str(synth_corpus / "corpus.parquet"), out=str(out), teacher="oracle",
+    run_extract(ExtractConfig(corpus=str(synth_corpus / "corpus.parquet"), out=str(out), teacher="oracle", format=fmt,
                               sampling=SamplingConfig(num_frames=4, longest_edge=84, **student), clips_per_shard=2,
                               workers=0, progress=False))
     finalize_store(out)

@@ -54,3 +54,12 @@ def test_gpu_check_missing_package_needs_wheels(env, tmp_path):
                          env={**env, "PYTHON": str(fake)}, capture_output=True, text=True, timeout=120)
     assert "installing deepspeed from" in res.stderr  # offline install from the folder was attempted
     assert res.returncode == 2 and "error: --frames" in res.stderr  # then the script ran (usage error: fast)
+
+
+def test_gpu_wheels_usage_errors_before_any_download(tmp_path):
+    """The wheels-folder script (it downloads, so CI only checks its usage errors: exit 2, one line)."""
+    for args in ([], ["a", "b"], ["--bogus", "x"], ["--python-version"]):
+        res = subprocess.run(["bash", str(BENCH / "gpu_wheels.sh"), *args], capture_output=True, text=True,
+                             timeout=30, cwd=tmp_path)
+        assert res.returncode == 2 and res.stderr.startswith("error: "), (args, res.stderr)
+        assert res.stderr.count("\n") == 1 and not list(tmp_path.iterdir())

@@ -56,7 +56,8 @@ class DataConfig:
     """DataLoader worker processes preparing samples (store read, JPEG decode, processor); 0 = in the trainer."""
     verify: str = "all"
     """When shard hashes are checked against each store's ``index.json``: ``all`` = every shard before the model
-    loads (verified file versions are cached in ``$GEOVR_CACHE/verified``, so restarts only stat files); ``lazy`` =
+    loads (verified file versions are cached in ``$GEOVR_CACHE/verified``, so restarts only stat files, or, for
+    s3/http stores, ask for each object's size and ETag); ``lazy`` =
     each shard when a sample first reads it. Clip content (dtypes, shapes, finite values, frames) is always
     checked on read."""
     on_bad_clip: str = "stop"
