@@ -171,7 +171,7 @@ def gpu_run(frames: int, steps: int, proc_dir: Path) -> None:  # noqa: C901
     student_frames = [rng.integers(0, 255, (*STUDENT_HW, 3), dtype=np.uint8) for _ in range(frames)]
     processor = tf.AutoProcessor.from_pretrained(proc_dir)
     processor.video_processor.size = {"shortest_edge": 32 * 32, "longest_edge": 16384 * 32 * 32}
-    msgs = [{"role": "user", "content": "<video>\nHow many chairs are in this room?"},
+    msgs = [{"role": "user", "content": "How many chairs are in this room?"},
             {"role": "assistant", "content": "2"}]
     sample = prepare_sample(adapter_for(processor, tf.AutoConfig.from_pretrained(proc_dir)),
                             StudentSample(frames=student_frames, fps=2.0, messages=msgs))

@@ -22,6 +22,9 @@ from geovr.train.losses import LossConfig
 from geovr.train.recipe_files import RECIPES, recipe_path  # noqa: F401  (RECIPES re-exported)
 from geovr.train.student.config import StudentConfig
 
+PAPER_PROMPT_STRIP = ("<image>\n", "These are frames of a video.\n")
+"""What GeoVR's loaders remove from the first user turn (``dataset/vsi_590k.py``, ``dataset/vlm3r.py``)."""
+
 
 @dataclass
 class DataConfig:
@@ -31,6 +34,13 @@ class DataConfig:
     """Target stores (local folders) written by ``geovr extract``."""
     instructions: list[str] = field(default_factory=list)
     """JSONL conversation files (LLaVA / VSI-590K style) whose rows reference ``clip_id``."""
+    prompt_strip: list[str] = field(default_factory=lambda: list(PAPER_PROMPT_STRIP))
+    """Strings removed (every occurrence, in this order) from the first user turn of each instruction row; the
+    video always goes before that turn's text. Default: the paper's ``"<image>\\n"`` then ``"These are frames of a
+    video.\\n"``; anything else (``<video>`` included) stays in the text, as in the paper's code (docs/recipe.md)."""
+    first_exchange: bool = True
+    """Use only ``conversations[0]`` (question, with the video) and ``[1]`` (answer) of a row, as the paper's
+    loaders do; false = every turn, each answer supervised."""
     mix_clips_without_qa: bool = False
     """Also train on every cached clip that no QA row references (geometry terms only, a fixed prompt and no
     answer). The paper's code trains on the QA samples only (false in the ``paper_*`` recipes)."""
