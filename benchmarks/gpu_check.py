@@ -1,8 +1,8 @@
 """The first GPU numbers, in one table (run through ``benchmarks/gpu_check.sh``).
 
 1. Extraction: VGGT-1B (seeded random weights, fp32 with its bf16 autocast, as ``geovr extract``
-   runs it) forward on ``--frames`` frames of 378x504 with the four feature layers, frames/s and
-   peak GPU memory.
+   runs it) forward on ``--frames`` frames of 392x504 (the extraction contract's stretch of a
+   480x640 video) with the four feature layers, frames/s and peak GPU memory.
 2. Training: a paper-size student step with the ``paper_qwen3vl_2b`` recipe (Qwen3-VL-2B built
    from its published config with random weights, bf16; the recipe's heads, losses, optimizer
    groups and DeepSpeed ZeRO-2 config as ``geovr train`` builds them, on one GPU), ``--frames``
@@ -50,6 +50,8 @@ QWEN3_VL_2B_VISION = dict(depth=24, hidden_size=1024, intermediate_size=4096, nu
                           deepstack_visual_indexes=[5, 11, 17])
 """Qwen3-VL-2B-Instruct ``vision_config``."""
 GIB = 1 << 30
+SOURCE_HW = (480, 640)
+"""Source video frame size of the full-size run (4:3, large enough for the student's 300-token budget)."""
 
 
 @dataclass
@@ -90,15 +92,21 @@ class Setup:
     """Exceptions a row catches and reads as ``OOM`` (the GPU's out-of-memory error)."""
 
 
-def gpu_setup() -> Setup:
-    """The paper's sizes on one CUDA GPU (also what ``--dry-run`` builds on the meta device)."""
+def gpu_setup(frames: int) -> Setup:
+    """The paper's sizes on one CUDA GPU (also what ``--dry-run`` builds on the meta device): frame sizes from the
+    recipe's sampling contract for a ``SOURCE_HW`` video at ``frames`` frames (student 480x640, teacher 392x504)."""
     import torch
     from flops import depth_anything_large_config
 
     from geovr.extract.teachers.vggt.model import VGGTConfig
+    from geovr.shared.sampling import SamplingConfig, student_size, teacher_resize
+    from geovr.train.config import load_config
 
+    sampling = SamplingConfig.from_dict(load_config("paper_qwen3vl_2b").data.sampling)
+    student_hw = student_size(SOURCE_HW, frames, sampling)
     return Setup(name="paper sizes, one GPU", device="cuda", dist_backend="nccl", dtype=torch.bfloat16,
-                 recipe_overrides=[], teacher_hw=(378, 504), student_hw=(480, 640), layers=(4, 11, 17, 23),
+                 recipe_overrides=[], teacher_hw=teacher_resize(student_hw, sampling).out_hw, student_hw=student_hw,
+                 layers=(4, 11, 17, 23),
                  vggt=VGGTConfig.vggt_1b(), metric=depth_anything_large_config(), student=paper_student_config,
                  names={"vggt": "VGGT-1B", "metric": "DA-V2-L", "student": "Qwen3-VL-2B"},
                  sync=torch.cuda.synchronize, reset_peak=torch.cuda.reset_peak_memory_stats,
@@ -113,8 +121,8 @@ def smoke_setup() -> Setup:
 
     from geovr.extract.teachers.vggt.model import VGGTConfig
 
-    # as at full size (378 x 504 = 27 x 36 patches): position embeddings resized (trained 5 x 5, run 5 x 6), an odd
-    # patch row count (2 x 2 pooling floors it), a height that is no multiple of the depth head's 28 px
+    # position embeddings resized as at full size (trained 37 x 37, run 28 x 36; here 5 x 5 -> 5 x 6); also an odd
+    # patch row count (2 x 2 pooling floors it) and a height no multiple of the depth head's 28 px (other videos' shapes)
     vggt = VGGTConfig(img_size=70, embed_dim=32, depth=4, num_heads=2, dino_depth=2, dino_heads=2,
                       camera_trunk_depth=1, camera_heads=2, dpt_features=16, dpt_out_channels=[8, 16, 32, 32],
                       dpt_layers=[0, 1, 2, 3])
@@ -237,7 +245,7 @@ def dry_run(frames: int, proc_dir: Path) -> None:
 
     from geovr.train.loop import ds_config
 
-    setup = gpu_setup()
+    setup = gpu_setup(frames)
     cfg = train_config(setup)
     processor = tf.AutoProcessor.from_pretrained(proc_dir)
     models = {"student": build_student(setup, "meta", processor, proc_dir, cfg), "vggt": build_vggt(setup, "meta"),
@@ -275,7 +283,9 @@ def gpu_run(setup: Setup, frames: int, steps: int, proc_dir: Path) -> None:  # n
     _dist_env()
     deepspeed.init_distributed(dist_backend=setup.dist_backend)
     dev = torch.device(setup.device)
-    print(f"machine: {machine()}\nsetup: {setup.name}; {frames} frames, {steps} timed step(s) per row", flush=True)
+    (th, tw), (sh, sw) = setup.teacher_hw, setup.student_hw
+    print(f"machine: {machine()}\nsetup: {setup.name}; {frames} frames (teacher {th}x{tw}, student {sh}x{sw}), "
+          f"{steps} timed step(s) per row", flush=True)
     cfg = train_config(setup)
     processor = tf.AutoProcessor.from_pretrained(proc_dir)
     merge = processor.video_processor.merge_size
@@ -324,7 +334,7 @@ def gpu_run(setup: Setup, frames: int, steps: int, proc_dir: Path) -> None:  # n
     # 2. student step, cached then online, one ZeRO-2 engine built as `geovr train` builds it
     student = build_student(setup, dev, processor, proc_dir, cfg).train()
     sample = prepare_sample(student.adapter, StudentSample(frames=student_frames, fps=2.0, presized=True, messages=[
-        {"role": "user", "content": "<video>\nHow many chairs are in this room?"},
+        {"role": "user", "content": "How many chairs are in this room?"},
         {"role": "assistant", "content": "2"}]), cfg.model.frame_mode)
     opt = torch.optim.AdamW([{"params": student.student_parameters(), "lr": cfg.optim.lr},
                              {"params": student.head_parameters(), "lr": cfg.optim.head_lr}],
@@ -390,7 +400,7 @@ def main() -> None:
     if args.dry_run:
         dry_run(frames, proc_dir)
     else:
-        gpu_run(smoke_setup() if args.smoke else gpu_setup(), frames, steps, proc_dir)
+        gpu_run(smoke_setup() if args.smoke else gpu_setup(frames), frames, steps, proc_dir)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from geovr.train.student.model import GeoStudent, StudentConfig
 from geovr.train.student.tiny import TINY_MODELS, build_tiny_student_dir
 
 FAMILIES = {family: name for name, family in TINY_MODELS.items()}
-QA = [{"role": "user", "content": "<video>\nHow many chairs are in this room?"},
+QA = [{"role": "user", "content": "How many chairs are in this room?"},
       {"role": "assistant", "content": "There are 2 chairs."}]
 
 
@@ -55,12 +55,12 @@ def test_no_family_names_in_the_family_independent_modules():
 
 
 @pytest.mark.parametrize("train", [True, False])
-def test_labels_are_exactly_the_answer_and_its_end_of_turn(tiny, train):
+def test_labels_are_exactly_the_answer_its_end_of_turn_and_newline(tiny, train):
     adapter, _ = tiny
     s = prepare_sample(adapter, _sample(), train=train)
     ids, labels = s["inputs"]["input_ids"][0], s["labels"][0]
     tok = adapter.processor.tokenizer
-    want = tok("There are 2 chairs.", add_special_tokens=False)["input_ids"] + [tok.convert_tokens_to_ids("<|im_end|>")]
+    want = tok("There are 2 chairs.<|im_end|>\n", add_special_tokens=False)["input_ids"]  # GeoVR's mask
     sup = (labels != IGNORE).nonzero().squeeze(-1)
     assert labels[sup].tolist() == want == ids[sup].tolist()
     assert (sup.diff() == 1).all()  # one contiguous span
