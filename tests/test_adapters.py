@@ -165,3 +165,23 @@ def test_objective_returns_every_term_and_builds_the_unused_list_once(tiny):
     del student.named_parameters
     pred = student.predict(sample, (8, 12))
     assert pred["pose_enc"].shape == (S, 9) and pred["depth"].shape == (S, 8, 12) and pred["metric_scale"].ndim == 0
+
+
+def test_lm_term_projects_only_supervised_positions_and_equals_the_full_logits_loss(tiny):
+    """The LM head runs on the K positions whose next token is supervised (not all L): the same loss as the
+    full-logits cross entropy with ignored labels, at a fraction of the memory."""
+    import torch.nn.functional as F
+
+    adapter, hf = tiny
+    student = GeoStudent(hf, adapter, StudentConfig(camera_hidden=16, scale_hidden=16, distill_hidden=16))
+    sample = prepare_sample(adapter, _sample())
+    labels = sample["labels"][0]
+    with torch.no_grad():
+        pred = student([sample], heads=())[0]
+        terms = GeoObjective(student, LossConfig())([sample])
+        inputs = {**sample["inputs"], "position_ids": adapter.position_ids(hf, sample["inputs"])}
+        full = hf(**inputs, use_cache=False).logits[0]
+    k = int((labels[1:] != IGNORE).sum())
+    assert 0 < k < labels.numel() // 2 and pred["logits"].shape == (k, full.shape[-1])
+    expected = F.cross_entropy(full[:-1].float(), labels[1:], ignore_index=IGNORE)
+    torch.testing.assert_close(terms["lm"], expected, rtol=1e-5, atol=1e-6)
