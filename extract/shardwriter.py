@@ -21,6 +21,7 @@ ground-truth depth) fails alone.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import multiprocessing
 import pickle
 import queue
@@ -197,6 +198,7 @@ def _child_main(writer: Any, clips_per_shard: int, q: Any, conn: Any) -> None:
 
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the job decides
+    gc.freeze()  # the garbage collector never walks the job's inherited objects (which would copy their pages)
     try:
         import torch
 
