@@ -126,13 +126,16 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     rows = read_corpus(cfg.corpus)
     lock = _lock_out(cfg)
     batches: Any = None
+    sw: Any = None
     try:
+        from geovr.extract.shardwriter import start_shard_writer
         from geovr.shared.stores.writer import committed_status
 
         done = committed_status(os.path.join(os.path.abspath(cfg.out), "shards"))
         mine = [r for i, r in enumerate(rows) if i % cfg.world_size == cfg.rank]
         todo = [r for r in mine if r.clip_id not in done]
         batches = _start_decoding(cfg, todo)  # the workers decode the first clips while the teacher loads
+        sw = start_shard_writer(cfg.clips_per_shard, cfg.shard_writer, cfg.format)  # forked before it loads too
         teacher = build_teacher(cfg.teacher, **cfg.teacher_options())
         layers = tuple(teacher.info.feature_layers)  # a tiny teacher may map the requested layers onto its own depth
         # a teacher whose features are single-width (DA3) keeps all channels: there is no frame half to take
@@ -144,12 +147,15 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
             metric_model = load_metric_depth(cfg.metric_depth, device=cfg.device or cfg.teacher_kwargs.get("device"))
         writer = StoreWriter(cfg.out, header, shard_prefix=f"r{cfg.rank:03d}")  # shares this process's lock
         writer.clean()
+        sw.open(writer)
     except BaseException:
+        if sw is not None:
+            sw.abort()
         batches = None  # the last reference: the DataLoader shuts its workers down
         lock.release()
         raise
     try:
-        return _run(cfg, writer, batches, len(mine), len(todo), teacher, layers, header, metric_model, t0)
+        return _run(cfg, sw, batches, len(mine), len(todo), teacher, layers, header, metric_model, t0)
     except (OSError, RuntimeError) as exc:
         env = environment_problem(exc)  # disk full, quota, read-only: exit 3, not "some clips failed"
         if env is not None:
@@ -174,13 +180,8 @@ def _start_decoding(cfg: ExtractConfig, todo: list[CorpusRow]) -> Any:
     return iter(loader)
 
 
-def _run(cfg: ExtractConfig, writer: Any, batches: Any, n_mine: int, n_todo: int, teacher: Any,
+def _run(cfg: ExtractConfig, sw: Any, batches: Any, n_mine: int, n_todo: int, teacher: Any,
          layers: tuple[int, ...], header: Any, metric_model: Any, t0: float) -> ExtractResult:
-    from geovr.extract.shardwriter import start_shard_writer
-
-    if cfg.format == "zarr":
-        import zarr  # noqa: F401  (imported once here: a forked writer inherits it, a thread needs it on its first shard)
-    sw = start_shard_writer(writer, cfg.clips_per_shard, cfg.shard_writer)
     try:
         return _loop(cfg, sw, batches, n_mine, n_todo, teacher, layers, header, metric_model, t0)
     except BaseException:

@@ -1,7 +1,7 @@
 """The extraction job's shard writer: builds each clip's targets (feature/depth encoding, JPEG frames),
 buffers them per shape group and writes whole shards while the teacher runs on.
 
-Two ways to run it, one interface (``put``, ``error``, ``end``, ``finish``, ``abort``):
+Two ways to run it, one interface (``open``, ``put``, ``error``, ``end``, ``finish``, ``abort``):
 
 - ``process`` (default where ``fork`` exists): a child process forked from the job. Its CPU work and its
   threads (Zarr's event loop and I/O pool, the concurrent fsyncs) do not share the teacher's GIL; on a
@@ -107,12 +107,18 @@ def _failed(error: BaseException | None) -> RuntimeError:
 class _ThreadWriter:
     """The assembler on a daemon thread of the job's process."""
 
-    def __init__(self, writer: Any, clips_per_shard: int) -> None:
-        self.asm = ShardAssembler(writer, clips_per_shard)
+    def __init__(self, clips_per_shard: int, fmt: str) -> None:
+        if fmt == "zarr":
+            import zarr  # noqa: F401  (imported here, not on the writer thread's first shard)
+        self.n = clips_per_shard
         self.q: queue.Queue = queue.Queue(maxsize=2 * clips_per_shard)
         self._error: BaseException | None = None
         self._ended = False
         self.thread = threading.Thread(target=self._run, daemon=True, name="geovr-shard-writer")
+
+    def open(self, writer: Any) -> None:
+        """Start writing shards with ``StoreWriter`` ``writer``."""
+        self.asm = ShardAssembler(writer, self.n)
         self.thread.start()
 
     def _run(self) -> None:
@@ -191,9 +197,12 @@ def _unpack_output(packed: dict[str, Any]) -> Any:
     return packed["__type__"](**fields)
 
 
-def _child_main(writer: Any, clips_per_shard: int, q: Any, conn: Any) -> None:
-    """The writer process: consume ``q`` until ``None``, then report ``("done", build_failed)`` or
-    ``("error", pickled exception or None, text)`` on ``conn``."""
+def _child_main(clips_per_shard: int, fmt: str, q: Any, conn: Any) -> None:
+    """The writer process: take ``("open", (root, header, prefix))`` from ``q``, then items until ``None``; report
+    ``("done", build_failed)`` or ``("error", pickled exception or None, text)`` on ``conn``.
+
+    Its ``StoreWriter`` shares the job's prefix lock (inherited with the fork; releasing it here only drops
+    this process's count of it, see ``shared/stores/lock.py``)."""
     from geovr.shared.proc import die_with_parent
 
     die_with_parent()
@@ -203,7 +212,16 @@ def _child_main(writer: Any, clips_per_shard: int, q: Any, conn: Any) -> None:
         import torch
 
         torch.set_num_threads(1)
-        asm = ShardAssembler(writer, clips_per_shard)
+        if fmt == "zarr":
+            import zarr  # noqa: F401  (while the job loads its teacher)
+        first = q.get()
+        if first is None:  # ended before it was opened
+            conn.send(("done", []))
+            return
+        from geovr.shared.stores import StoreWriter
+
+        root, header, prefix = first[1]
+        asm = ShardAssembler(StoreWriter(root, header, shard_prefix=prefix), clips_per_shard)
         while (item := q.get()) is not None:
             kind, payload = item
             if kind == "clip":
@@ -224,11 +242,11 @@ def _child_main(writer: Any, clips_per_shard: int, q: Any, conn: Any) -> None:
 class _ProcessWriter:
     """The assembler in a forked child process (see the module docstring)."""
 
-    def __init__(self, writer: Any, clips_per_shard: int) -> None:
+    def __init__(self, clips_per_shard: int, fmt: str) -> None:
         ctx = multiprocessing.get_context("fork")
         self.q = ctx.Queue(maxsize=2 * clips_per_shard)
         self._recv, send = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=_child_main, args=(writer, clips_per_shard, self.q, send),
+        self.proc = ctx.Process(target=_child_main, args=(clips_per_shard, fmt, self.q, send),
                                 name="geovr-shard-writer", daemon=True)
         self.proc.start()
         send.close()  # the child holds the only write end: its death reads as EOF here
@@ -260,6 +278,11 @@ class _ProcessWriter:
                     self._error = RuntimeError(text)
         self._gone = True
         return True
+
+    def open(self, writer: Any) -> None:
+        """Start writing shards into ``writer``'s store (the child opens its own ``StoreWriter`` of the same
+        root, header and prefix)."""
+        self.put(("open", (writer.root, writer.header, writer.prefix)))
 
     def error(self) -> BaseException | None:
         """The writer's error, if it has stopped on one (non-blocking)."""
@@ -312,11 +335,12 @@ class _ProcessWriter:
         self.q.close()
 
 
-def start_shard_writer(writer: Any, clips_per_shard: int, how: str = "process") -> Any:
-    """Start the shard writer for ``StoreWriter`` ``writer``: ``how`` is ``process`` or ``thread`` (``process``
-    falls back to ``thread`` where ``fork`` is not available)."""
+def start_shard_writer(clips_per_shard: int, how: str = "process", fmt: str = "zarr") -> Any:
+    """Start a shard writer (``how``: ``process`` or ``thread``; ``process`` falls back to ``thread`` where
+    ``fork`` is not available). A process is forked now, before the job loads its teacher (a smaller
+    process to copy, and no CUDA context); it writes once ``open(store_writer)`` names the store."""
     if how not in SHARD_WRITERS:
         raise ValueError(f"shard writer {how!r} is not one of {SHARD_WRITERS}")
     if how == "process" and "fork" in multiprocessing.get_all_start_methods():
-        return _ProcessWriter(writer, clips_per_shard)
-    return _ThreadWriter(writer, clips_per_shard)
+        return _ProcessWriter(clips_per_shard, fmt)
+    return _ThreadWriter(clips_per_shard, fmt)

@@ -25,7 +25,7 @@ SAMPLING = SamplingConfig(num_frames=4, longest_edge=112)
 
 def _extract(corpus, out, fmt="zarr", **kw):
     cfg = ExtractConfig(corpus=str(corpus / "corpus.parquet"), out=str(out), teacher="oracle", format=fmt,
-                        sampling=SAMPLING, clips_per_shard=1, workers=0, progress=False, **kw)
+                        sampling=SAMPLING, clips_per_shard=1, progress=False, **{"workers": 0, **kw})
     return run_extract(cfg)
 
 
@@ -245,3 +245,19 @@ def test_disk_full_in_the_writer_process_exits_3_with_one_line(synth_corpus, tmp
     assert run.returncode == 3, run.stderr
     err = run.stderr.strip()
     assert err.startswith("error: No space left on device writing") and "\n" not in err, err
+
+
+def test_a_job_refused_after_its_helpers_started_leaves_none_behind(synth_corpus, tmp_path):
+    """Decoding workers and the writer process start before the teacher and the store's header check:
+    a refusal there (different header) stops them all and frees the lock."""
+    import multiprocessing
+
+    from geovr.shared.safety import IncompatibleStoreError
+
+    _extract(synth_corpus, tmp_path / "store", fmt="wds")
+    before = {p.pid for p in multiprocessing.active_children()}
+    with pytest.raises(IncompatibleStoreError, match="format"):
+        _extract(synth_corpus, tmp_path / "store", fmt="zarr", workers=2)
+    assert {p.pid for p in multiprocessing.active_children()} == before
+    assert not list((tmp_path / "store").glob(".lock-*"))  # released: another job may start at once
+    assert _extract(synth_corpus, tmp_path / "store", fmt="wds").skipped == 2
