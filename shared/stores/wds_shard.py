@@ -105,6 +105,13 @@ class WdsShardReader:
             return
         self._scan()
 
+    @property
+    def nbytes(self) -> int:
+        """Approximate memory this open handle keeps: the index rows (32 bytes per clip), or ~150 bytes per
+        member of a scanned (unindexed) tar."""
+        n = 512 + (self.ranges.nbytes if self.ranges is not None else 0)
+        return n + 150 * sum(len(v) for v in self.index.values())
+
     def _scan(self) -> None:
         """Index every member from the tar headers (one pass; members checked before any is read)."""
         path, fs, limits = self.path, self.fs, self.limits
