@@ -169,7 +169,7 @@ def run_mode(mode: str, div: int, frames: int, steps: int) -> dict:  # noqa: C90
     opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=1e-5)
     teacher_frames, student_frames = render_frames(frames)
     teacher_frames = teacher_frames.to(device)
-    msgs = [{"role": "user", "content": "<video>\nHow many chairs are in this room?"},
+    msgs = [{"role": "user", "content": "How many chairs are in this room?"},
             {"role": "assistant", "content": "2"}]
     sample = prepare_sample(adapter, StudentSample(frames=student_frames, fps=2.0, messages=msgs))
     teachers = OnlineTeachers(sz, device, cache) if mode == "online" else None

@@ -68,18 +68,37 @@ def paper_sizes(frames: int = 32) -> dict[str, float]:
 
 def depth_anything_large_config():
     """Depth Anything V2 Large, metric head (ViT-L/14 DINOv2 backbone), as a transformers config."""
+    return depth_anything_config(1024, 24, 16, out_indices=[5, 12, 18, 24], neck=[256, 512, 1024, 1024], fusion=256)
+
+
+def depth_anything_config(hidden: int, layers: int, heads: int, out_indices: list[int], neck: list[int],
+                          fusion: int):
+    """A metric Depth Anything V2 config (max depth 20 m): a DINOv2 ``/14`` backbone of ``layers`` blocks of width
+    ``hidden`` read at the 4 blocks ``out_indices`` (1-based), DPT neck widths ``neck``, fusion width ``fusion``."""
     from transformers import DepthAnythingConfig, Dinov2Config
 
-    backbone = Dinov2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                            intermediate_size=4096, image_size=518, patch_size=14, out_indices=[5, 12, 18, 24],
+    backbone = Dinov2Config(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                            intermediate_size=4 * hidden, image_size=518, patch_size=14, out_indices=out_indices,
                             reshape_hidden_states=False)
-    return DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=1024,
-                               neck_hidden_sizes=[256, 512, 1024, 1024], fusion_hidden_size=256,
-                               depth_estimation_type="metric", max_depth=20)
+    return DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=hidden, neck_hidden_sizes=neck,
+                               fusion_hidden_size=fusion, depth_estimation_type="metric", max_depth=20)
 
 
-def counted_teachers(frames: int, hw: tuple[int, int] = (378, 504)) -> tuple[float, float]:
-    """``(VGGT-1B forward, Depth Anything V2 Large forward)`` FLOPs on ``frames`` frames, counted on meta tensors."""
+def hf_student_step(config, llm_tokens: int, vision_patches: int, groups: int) -> float:
+    """``student_step`` of a transformers Qwen3-VL-style config (``text_config``, ``vision_config``): ``llm_tokens``
+    in the LLM, ``vision_patches`` patches in ``groups`` temporal groups in the vision tower."""
+    t, v = config.text_config, config.vision_config
+    head_dim = getattr(t, "head_dim", None) or t.hidden_size // t.num_attention_heads
+    llm = ViT(t.num_hidden_layers, t.hidden_size, t.intermediate_size, 0, swiglu=True,
+              kv_dim=t.num_key_value_heads * head_dim)
+    vision = ViT(v.depth, v.hidden_size, v.intermediate_size, 0)
+    return student_step(llm, vision, llm_tokens, vision_patches, groups, vocab=t.vocab_size)
+
+
+def counted_teachers(frames: int, hw: tuple[int, int] = (378, 504), vggt_config=None, metric_config=None,
+                     layers: tuple[int, ...] = (4, 11, 17, 23)) -> tuple[float, float]:
+    """``(VGGT forward, Depth Anything forward)`` FLOPs on ``frames`` frames of ``hw``, counted on meta tensors
+    (default configs: VGGT-1B and Depth Anything V2 Large)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
     from transformers import DepthAnythingForDepthEstimation
@@ -87,10 +106,10 @@ def counted_teachers(frames: int, hw: tuple[int, int] = (378, 504)) -> tuple[flo
     from geovr.extract.teachers.vggt.model import VGGT, VGGTConfig
 
     with torch.device("meta"):
-        vggt = VGGT(VGGTConfig.vggt_1b())
+        vggt = VGGT(vggt_config or VGGTConfig.vggt_1b())
         with FlopCounterMode(display=False) as fc:
-            vggt(torch.empty(1, frames, 3, *hw), layers=(4, 11, 17, 23), frames_chunk=8)
-        da = DepthAnythingForDepthEstimation(depth_anything_large_config())
+            vggt(torch.empty(1, frames, 3, *hw), layers=layers, frames_chunk=8)
+        da = DepthAnythingForDepthEstimation(metric_config or depth_anything_large_config())
         with FlopCounterMode(display=False) as fm:
             da(pixel_values=torch.empty(frames, 3, *hw))
     return float(fc.get_total_flops()), float(fm.get_total_flops())

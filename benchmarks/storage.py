@@ -1,6 +1,11 @@
 """Storage per frame of each preset, and the fidelity each costs.
 
-Presets (per frame, teacher input 504x378, 4 layers on a 13x18 pooled grid):
+Shapes follow the extraction contract for a source size (``--source-hw``, default 480 640): the
+student frame is the Qwen-VL ``smart_resize`` of the paper's budget (300 merged tokens per frame at
+32 frames), stored as JPEG; the teacher input is derived from it (``stretch``: longest edge 504, a
+multiple of 28); features sit on the teacher's 14-px patch grid, 2x2 average-pooled (floor).
+
+Presets (per frame, 4 layers):
 
 - ``paper``: the exact recipe — 1024 channels bf16, full-resolution fp16 depth + confidence, JPEG frame.
 - ``int8``: per-channel int8 features, full-resolution depth.
@@ -16,7 +21,7 @@ Features: real VGGT weights cannot be downloaded here, so by default the feature
 with a power-law channel spectrum (singular values ~ k^-alpha, like ViT activations); pass
 ``--store PATH`` to measure on the features of a real target store instead.
 
-    python benchmarks/storage.py [--alpha 1.0] [--store STORE]
+    python benchmarks/storage.py [--alpha 1.0] [--source-hw 480 640] [--store STORE]
 """
 
 from __future__ import annotations
@@ -46,19 +51,33 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float((num / den).mean())
 
 
-def render_fixture() -> tuple[np.ndarray, np.ndarray]:
-    """A rendered RGB frame ``[H, W, 3]`` and metric depth ``[S, H, W]`` at the paper's teacher size."""
+def shapes(source_hw: tuple[int, int], frames: int) -> dict[str, tuple[int, int]]:
+    """Student frame, teacher input and pooled feature grid ``(H, W)`` for a ``source_hw`` clip of ``frames``
+    frames under the paper's sampling defaults (what ``geovr extract`` would store)."""
+    from geovr.shared.sampling import SamplingConfig, student_size, teacher_resize
+
+    cfg = SamplingConfig()
+    frame = student_size(source_hw, frames, cfg)
+    teacher = teacher_resize(frame, cfg).out_hw
+    return {"frame": frame, "teacher": teacher, "feat_grid": (teacher[0] // 14 // 2, teacher[1] // 14 // 2)}
+
+
+def render_fixture(frame_hw: tuple[int, int], teacher_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A rendered RGB frame ``[H, W, 3]`` at the student frame size and metric depth ``[S, h, w]`` (metres) at
+    the teacher input size (two renders of the same procedural room)."""
     import av
 
     from geovr.synth.config import SynthConfig
     from geovr.synth.corpus import render_corpus
 
-    h, w = PAPER["hw"]
-    with tempfile.TemporaryDirectory() as d:
-        render_corpus(d, SynthConfig(clips=1, frames=4, height=h, width=w), progress=False)
-        with av.open(str(Path(d) / "videos" / "synth_0000.mp4")) as container:
-            rgb = next(container.decode(video=0)).to_ndarray(format="rgb24")
-        return rgb, np.load(Path(d) / "gt" / "synth_0000" / "depth.npy", allow_pickle=False)
+    out = []
+    for h, w in (frame_hw, teacher_hw):
+        with tempfile.TemporaryDirectory() as d:
+            render_corpus(d, SynthConfig(clips=1, frames=4, height=h, width=w), progress=False)
+            with av.open(str(Path(d) / "videos" / "synth_0000.mp4")) as container:
+                rgb = next(container.decode(video=0)).to_ndarray(format="rgb24")
+            out.append((rgb, np.load(Path(d) / "gt" / "synth_0000" / "depth.npy", allow_pickle=False)))
+    return out[0][0], out[1][1]
 
 
 def main() -> None:
@@ -66,11 +85,14 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=1.0, help="power-law exponent of the synthetic spectrum")
     ap.add_argument("--store", default="", help="measure on the features of this target store instead")
     ap.add_argument("--pca", type=int, default=256, help="PCA channels for the compact-pca preset")
+    ap.add_argument("--source-hw", type=int, nargs=2, default=(480, 640), metavar=("H", "W"),
+                    help="source video size the stored shapes are derived from (default 480 640)")
     args = ap.parse_args()
 
     from geovr.shared.features import decode_features, encode_features, pca_decode, pca_encode
 
-    gh, gw = PAPER["feat_grid"]
+    shp = shapes(tuple(args.source_hw), PAPER["frames"])
+    gh, gw = shp["feat_grid"]
     tokens = gh * gw
     layers = len(PAPER["feat_layers"])
     c = PAPER["feat_channels"]
@@ -88,8 +110,8 @@ def main() -> None:
         frames = PAPER["frames"]
         x = synthetic_features(frames * tokens, c, args.alpha)
         source = f"synthetic power-law alpha={args.alpha}, one {frames}-frame clip"
-    rgb, depth = render_fixture()
-    h, w = PAPER["hw"]
+    rgb, depth = render_fixture(shp["frame"], shp["teacher"])
+    h, w = shp["teacher"]
     frame_bytes = len(jpeg(rgb, 95))
 
     def feat(dtype: str, k: int | None = None) -> tuple[float, float]:
@@ -122,7 +144,9 @@ def main() -> None:
         rows.append({"preset": name, "feat_KB": fb / 1e3, "depth_KB": db / 1e3, "jpeg_KB": frame_bytes / 1e3,
                      "total_KB/frame": total / 1e3, "vs_paper": total / paper_total, "feat_cos": round(cos, 5),
                      "depth_absrel": absrel, "MB/32f_clip": 32 * total / 1e6})
-    print(f"machine: {machine()}\nfeatures: {source}\n")
+    print(f"machine: {machine()}\nfeatures: {source}\nshapes: source {args.source_hw[0]}x{args.source_hw[1]} -> "
+          f"student frame {shp['frame'][0]}x{shp['frame'][1]} (JPEG), teacher input {h}x{w}, "
+          f"feature grid {gh}x{gw}\n")
     print(table(rows, list(rows[0])))
     print("\ngoal: compact <= 25 % of paper with feature cosine >= 0.98")
 

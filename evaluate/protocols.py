@@ -10,8 +10,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from geovr.evaluate.prompts import PROMPT_STYLES
 from geovr.evaluate.scorer import SCORINGS
+
+FRAME_ROUNDINGS = ("floor", "round")
+"""How ``linspace`` frame positions become indices (``Protocol.frame_rounding``)."""
 
 
 @dataclass(frozen=True)
@@ -21,7 +26,7 @@ class Protocol:
     name: str
     """Preset name (``--protocol``)."""
     num_frames: int
-    """Frames per video, sampled uniformly ``linspace(0, N - 1, k)`` truncated to int."""
+    """Frames per video, sampled uniformly at ``linspace(0, N - 1, k)`` (``frame_rounding`` turns them into indices)."""
     prompt_style: str
     """``official`` (VSI-Bench / lmms-eval ``vsibench_doc_to_text``) or ``geovr-paper`` (``eval_vsi.py``)."""
     do_sample: bool
@@ -43,6 +48,10 @@ class Protocol:
     video_pixels_per_frame: dict[str, int] | None = None
     """Pixel budget per frame; times ``num_frames`` it overrides ``processor.video_processor.size``
     (Qwen3-VL reads it as the whole clip's budget). None = the processor's default."""
+    frame_rounding: str = "floor"
+    """``floor``: ``linspace(0, N - 1, k, dtype=int)`` (VSI-Bench's and lmms-eval's code); ``round``:
+    ``linspace(0, N - 1, k).round()`` (the Qwen3-VL video processor's ``sample_frames``, which the GeoVR paper's
+    ``eval_vsi.py`` lets pick the frames)."""
     source: str = ""
     """Where the settings come from."""
     overrides: tuple[str, ...] = field(default=())
@@ -53,9 +62,18 @@ class Protocol:
             raise ValueError(f"prompt style {self.prompt_style!r} not in {PROMPT_STYLES}")
         if self.scoring not in SCORINGS:
             raise ValueError(f"scoring {self.scoring!r} not in {SCORINGS}")
+        if self.frame_rounding not in FRAME_ROUNDINGS:
+            raise ValueError(f"frame rounding {self.frame_rounding!r} not in {FRAME_ROUNDINGS}")
         if self.num_frames < 1 or self.max_new_tokens < 1:
             raise ValueError(f"need num_frames >= 1 and max_new_tokens >= 1, got {self.num_frames}, "
                              f"{self.max_new_tokens}")
+
+    def frame_indices(self, count: int) -> np.ndarray:
+        """int64 ``[num_frames]`` source indices of a ``count``-frame video (repeats when ``count < num_frames``)."""
+        if count < 1:
+            raise ValueError(f"a video needs at least one frame, got {count}")
+        grid = np.linspace(0, count - 1, self.num_frames)
+        return (grid.round() if self.frame_rounding == "round" else grid).astype(np.int64)
 
     def video_size(self) -> dict[str, int] | None:
         """The ``processor.video_processor.size`` to set, or None."""
@@ -86,9 +104,10 @@ PRESETS: dict[str, Protocol] = {
     "geovr-paper": Protocol(
         "geovr-paper", num_frames=128, prompt_style="geovr-paper", do_sample=True, max_new_tokens=32 * 1024,
         scoring="geovr-paper", temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.0, seed=42,
-        video_pixels_per_frame={"longest_edge": 384 * 32 * 32, "shortest_edge": 4 * 32 * 32},
+        video_pixels_per_frame={"longest_edge": 384 * 32 * 32, "shortest_edge": 4 * 32 * 32}, frame_rounding="round",
         source="WHB139426/GeoVR-MLLM: scripts/eval.sh (NUM_FRAME=128), eval_vsi.py (prompts, sampling, processor "
-               "size, init_seeds(42)), metric_result.py (scoring)"),
+               "size, num_frames=128 with fps=None: the Qwen3-VL processor's rounded linspace, init_seeds(42)), "
+               "metric_result.py (scoring)"),
 }
 """The presets; the first is the default."""
 

@@ -147,6 +147,6 @@ def generate(corpus_dir: str | Path, out_dir: str | Path, seed: int = 0, test_fr
     pq.write_table(pa.Table.from_pylist(rows), out_dir / "test.parquet")
     with open(out_dir / "train_conversations.jsonl", "w") as f:
         for r in train:
-            conv = [{"from": "human", "value": "<video>\n" + build_prompt(r)}, {"from": "gpt", "value": r["ground_truth"]}]
+            conv = [{"from": "human", "value": "<image>\n" + build_prompt(r)}, {"from": "gpt", "value": r["ground_truth"]}]
             f.write(json.dumps({"id": f"synthqa_{r['id']}", "clip_id": r["scene_name"], "conversations": conv}) + "\n")
     return out_dir / "test.jsonl"

@@ -2,7 +2,7 @@
 
 Reads the benchmark's published files from a local folder (``test.parquet`` / ``test.jsonl`` or a
 given file; videos at ``{dataset}/{scene_name}.mp4``), samples frames uniformly exactly as the
-official code (``np.linspace(0, N - 1, k, dtype=int)``), asks and decodes as the chosen protocol
+protocol's reference code (``np.linspace(0, N - 1, k)``, truncated or rounded), asks and decodes as the chosen protocol
 (:mod:`geovr.evaluate.protocols`: official, lmms-eval or geovr-paper), appends every answer to
 ``predictions.jsonl`` as soon as it is produced (a restart skips answered ids), then scores with
 :mod:`geovr.evaluate.scorer` and writes ``report.json`` with every protocol setting. ``--predictions``
@@ -61,8 +61,8 @@ def load_rows(cfg: VSIBenchConfig) -> list[dict]:
     return rows[: cfg.limit] if cfg.limit else rows
 
 
-def sample_video(path: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """``(frames [k, H, W, 3] uint8, source indices linspace(0, N - 1, k) [k], source fps)``.
+def sample_video(path: Path, proto: Protocol) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(frames [k, H, W, 3] uint8, source indices [k] (``proto.frame_indices``), source fps)``.
 
     Decodes only the sampled frames (VSI-Bench videos run for minutes).
     """
@@ -71,8 +71,25 @@ def sample_video(path: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray, f
     if not path.is_file():
         raise FileNotFoundError(f"{path}: video not found")
     count, fps = count_frames(path)
-    idx = np.linspace(0, count - 1, num_frames, dtype=int)
+    idx = proto.frame_indices(count)
     return read_frames(path, idx), idx, fps
+
+
+def configure_processor(processor, proto: Protocol) -> None:
+    """Set the protocol's video budget on ``processor`` and keep the budget a whole-clip pixel ceiling.
+
+    transformers releases after the paper's (5.5.0) add ``cap_pixels_per_frame`` to the Qwen3-VL video
+    processor and announce it as the future default; it would floor each frame at ``1.05 * shortest_edge``
+    (the whole clip's minimum), which at the paper's 128 frames lifts the 384-token frame ceiling to 537.
+    geovr turns it off wherever it exists, so every transformers version resizes like the paper's.
+    """
+    vp = getattr(processor, "video_processor", None)
+    if vp is None:
+        return
+    if proto.video_size() is not None:
+        vp.size = proto.video_size()
+    if hasattr(vp, "cap_pixels_per_frame"):
+        vp.cap_pixels_per_frame = False
 
 
 def _read_done(path: Path) -> dict:
@@ -117,13 +134,12 @@ def predict(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> None:
     ).to("cuda" if cuda else "cpu").eval()
     processor = AutoProcessor.from_pretrained(cfg.model)
     processor.tokenizer.padding_side = "left"
-    if proto.video_size() is not None and hasattr(processor, "video_processor"):
-        processor.video_processor.size = proto.video_size()
+    configure_processor(processor, proto)
     root = Path(cfg.bench_dir)
     with open(pred_path, "a") as out, tqdm(total=len(todo), desc="vsibench", unit="q") as bar:
         for start in range(0, len(todo), cfg.batch_size):
             batch = todo[start : start + cfg.batch_size]
-            sampled = [sample_video(root / r["dataset"] / f"{r['scene_name']}.mp4", proto.num_frames) for r in batch]
+            sampled = [sample_video(root / r["dataset"] / f"{r['scene_name']}.mp4", proto) for r in batch]
             videos = [v for v, _, _ in sampled]
             meta = [video_metadata(idx / fps, len(idx) * fps / max(int(idx[-1]) + 1, 1)) for _, idx, fps in sampled]
             texts = [

@@ -33,19 +33,19 @@ def env(tmp_path_factory):
             "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
-def _oracle_store(synth_corpus, tmp_path_factory, **student):
+def _oracle_store(synth_corpus, tmp_path_factory, fmt="zarr", **student):
     from geovr.extract.runner import ExtractConfig, run_extract
     from geovr.shared.sampling import SamplingConfig
     from geovr.shared.stores import finalize_store
 
     out = tmp_path_factory.mktemp("train_store") / "store"
-    run_extract(ExtractConfig(corpus=str(synth_corpus / "corpus.parquet"), out=str(out), teacher="oracle",
+    run_extract(ExtractConfig(corpus=str(synth_corpus / "corpus.parquet"), out=str(out), teacher="oracle", format=fmt,
                               sampling=SamplingConfig(num_frames=4, longest_edge=84, **student), clips_per_shard=2,
                               workers=0, progress=False))
     finalize_store(out)
     qa = out.parent / "qa.jsonl"
     qa.write_text(json.dumps({"id": "q0", "clip_id": "synth_0000", "conversations": [
-        {"from": "human", "value": "<video>\nHow many chairs are in this room?"}, {"from": "gpt", "value": "2"}]}) + "\n")
+        {"from": "human", "value": "<image>\nHow many chairs are in this room?"}, {"from": "gpt", "value": "2"}]}) + "\n")
     return out, qa
 
 
@@ -116,3 +116,11 @@ def trained_run(env, oracle_store, tmp_path_factory):
     metrics = train_cli(env, store, qa, out, f"run.max_steps={LEARN_STEPS}", f"run.save_every={LEARN_STEPS}",
                         "data.workers=0")
     return out, metrics
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_processor():
+    """The tiny students' Qwen3-VL processor (real Qwen BPE vocabulary, tiny chat template), built in memory once."""
+    from geovr.train.student.tiny import _qwen3_processor, build_tokenizer
+
+    return _qwen3_processor(build_tokenizer())

@@ -17,7 +17,7 @@ from geovr.train.student.model import GeoStudent, StudentConfig
 from geovr.train.student.tiny import TINY_MODELS, build_tiny_student_dir
 
 FAMILIES = {family: name for name, family in TINY_MODELS.items()}
-QA = [{"role": "user", "content": "<video>\nHow many chairs are in this room?"},
+QA = [{"role": "user", "content": "How many chairs are in this room?"},
       {"role": "assistant", "content": "There are 2 chairs."}]
 
 
@@ -55,12 +55,12 @@ def test_no_family_names_in_the_family_independent_modules():
 
 
 @pytest.mark.parametrize("train", [True, False])
-def test_labels_are_exactly_the_answer_and_its_end_of_turn(tiny, train):
+def test_labels_are_exactly_the_answer_its_end_of_turn_and_newline(tiny, train):
     adapter, _ = tiny
     s = prepare_sample(adapter, _sample(), train=train)
     ids, labels = s["inputs"]["input_ids"][0], s["labels"][0]
     tok = adapter.processor.tokenizer
-    want = tok("There are 2 chairs.", add_special_tokens=False)["input_ids"] + [tok.convert_tokens_to_ids("<|im_end|>")]
+    want = tok("There are 2 chairs.<|im_end|>\n", add_special_tokens=False)["input_ids"]  # GeoVR's mask
     sup = (labels != IGNORE).nonzero().squeeze(-1)
     assert labels[sup].tolist() == want == ids[sup].tolist()
     assert (sup.diff() == 1).all()  # one contiguous span
@@ -165,3 +165,23 @@ def test_objective_returns_every_term_and_builds_the_unused_list_once(tiny):
     del student.named_parameters
     pred = student.predict(sample, (8, 12))
     assert pred["pose_enc"].shape == (S, 9) and pred["depth"].shape == (S, 8, 12) and pred["metric_scale"].ndim == 0
+
+
+def test_lm_term_projects_only_supervised_positions_and_equals_the_full_logits_loss(tiny):
+    """The LM head runs on the K positions whose next token is supervised (not all L): the same loss as the
+    full-logits cross entropy with ignored labels, at a fraction of the memory."""
+    import torch.nn.functional as F
+
+    adapter, hf = tiny
+    student = GeoStudent(hf, adapter, StudentConfig(camera_hidden=16, scale_hidden=16, distill_hidden=16))
+    sample = prepare_sample(adapter, _sample())
+    labels = sample["labels"][0]
+    with torch.no_grad():
+        pred = student([sample], heads=())[0]
+        terms = GeoObjective(student, LossConfig())([sample])
+        inputs = {**sample["inputs"], "position_ids": adapter.position_ids(hf, sample["inputs"])}
+        full = hf(**inputs, use_cache=False).logits[0]
+    k = int((labels[1:] != IGNORE).sum())
+    assert 0 < k < labels.numel() // 2 and pred["logits"].shape == (k, full.shape[-1])
+    expected = F.cross_entropy(full[:-1].float(), labels[1:], ignore_index=IGNORE)
+    torch.testing.assert_close(terms["lm"], expected, rtol=1e-5, atol=1e-6)

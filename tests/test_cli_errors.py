@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_geovr
+from conftest import CliResult, run_geovr
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,10 @@ CASES = {
     "train: unknown recipe": (["train", "--config", "nonexistent_recipe"], 2, ["nonexistent_recipe", "tiny_cpu"]),
     "train: unknown key": (["train", "--config", "tiny_cpu", "run.max_stepz=3"], 2, ["max_stepz"]),
     "train: store missing": (["train", "--config", "tiny_cpu", "data.stores=[{tmp}/nostore]"], 2, ["nostore"]),
+    "train: model folder missing": (["train", "--config", "tiny_cpu", "model.model={tmp}/no-such-model"], 2,
+                                    ["model.model", "no-such-model"]),
+    "train: model hub id while offline": (["train", "--config", "tiny_cpu", "model.model=nobody-geovr/not-a-model"],
+                                          3, ["nobody-geovr/not-a-model", "HF_HUB_OFFLINE"]),
     "eval vsibench: no --model": (["eval", "vsibench", "--bench", "{bench}", "--out", "{tmp}/v"], 2, ["--model"]),
     "eval vsibench: model path missing": (["eval", "vsibench", "--bench", "{bench}", "--model", "/nonexistent/model",
                                            "--out", "{tmp}/v"], 2, ["/nonexistent/model"]),
@@ -88,10 +92,13 @@ def test_mistake_is_one_error_line_with_its_exit_code(case, tmp_path, corpus, be
     assert not (tmp_path / "v").exists() and not (tmp_path / "o").exists()  # nothing left behind
 
 
-def test_publish_to_s3_without_s3fs_names_the_extra(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "s3fs", None)  # as on a machine without the [remote] extra
-    res = run_geovr("shards", "publish", tmp_path, "s3://bucket/targets")
-    _one_error_line(res, 3, "s3fs", 'pip install "geovr[remote]"')
+def test_publish_to_s3_without_s3fs_names_the_extra(tmp_path):
+    # a fresh process with s3fs unimportable, as on a machine without the [remote] extra (in this process fsspec
+    # may already hold the s3 class from an earlier test)
+    code = ("import sys; sys.modules['s3fs'] = None; from geovr.cli import main; "
+            f"sys.exit(main(['shards', 'publish', {str(tmp_path)!r}, 's3://bucket/targets']))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    _one_error_line(CliResult(res.returncode, res.stdout, res.stderr), 3, "s3fs", 'pip install "geovr[remote]"')
 
 
 def test_store_sampling_that_differs_from_the_recipe_is_refused_before_deepspeed(oracle_store, monkeypatch):

@@ -17,6 +17,7 @@ def test_paper_recipes_are_one_epoch_at_global_batch_32_on_qa_only(recipe):
     cfg = load_config(recipe)
     assert (cfg.run.epochs, cfg.run.max_steps, cfg.optim.global_batch) == (1, 0, 32)
     assert not cfg.data.mix_clips_without_qa and cfg.data.max_tokens == 16384
+    assert cfg.data.prompt_strip == ["<image>\n", "These are frames of a video.\n"] and cfg.data.first_exchange
     assert cfg.model.depth_head == "official" and not cfg.loss.camera_quat_canonical
     assert [accumulation(cfg.optim, w) for w in (1, 4, 8, 32)] == [32, 8, 4, 1]  # README: --nproc 8 -> 4
     with pytest.raises(ConfigError, match="not divisible by the world size 3"):

@@ -102,3 +102,65 @@ def test_tampered_remote_object_is_refused(s3):
     assert any("r000-00000.tar" in p for p in verify_store(url))
     with pytest.raises(CorruptStoreError):
         StoreReader(url, verify=True)
+
+
+def test_remote_hash_cache_skips_unchanged_objects_and_misses_changed_ones(s3, tmp_path, monkeypatch):
+    """s3:// shards verified once are not rehashed by the next reader (stamp: size, strong ETag, Last-Modified,
+    VersionId from a fresh HEAD); an object rewritten in place with the same size misses and is refused."""
+    import json
+
+    import s3fs
+
+    import geovr.shared.stores.reader as reader_mod
+    from geovr.shared.shards.transfer import transfer_store
+    from geovr.shared.stores import StoreReader
+
+    monkeypatch.setenv("GEOVR_CACHE", str(tmp_path / "cache"))
+    _endpoint, stores = s3
+    url = f"s3://{BUCKET}/cached"
+    transfer_store(str(stores["wds"]), url)
+    assert StoreReader(url).verify_all_shards() == {}
+    (entries,) = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "verified").glob("*.json")]
+    assert {k.rsplit("/", 1)[1] for k in entries} == {"r000-00000.tar", "r000-00000.idx.npy"}
+    assert all(e[1].strip('"') for e in entries.values())  # keyed by the server's ETag
+    hashed = []
+    monkeypatch.setattr(reader_mod, "sha256_file", lambda *a, **k: hashed.append(a[0]) or ("0" * 64, 0))
+    real = reader_mod.verify_tar_index
+    monkeypatch.setattr(reader_mod, "verify_tar_index", lambda *a, **k: hashed.append(a[1]) or real(*a, **k))
+    again = StoreReader(url)
+    assert again.verify_all_shards() == {} and hashed == []  # a restart only asks for the objects' stamps
+    assert again[IDS[0]].clip_id == IDS[0]
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    tar = f"{BUCKET}/cached/shards/r000-00000.tar"
+    data = bytearray(fs.cat_file(tar))
+    data[700] ^= 0xFF  # same size, new content: a new ETag, so the cached entry misses
+    fs.pipe_file(tar, bytes(data))
+    bad = StoreReader(url).verify_all_shards()
+    assert hashed == [f"{BUCKET}/cached/shards/r000-00000.tar"]
+    assert list(bad) == ["r000-00000"] and "sha256" in bad["r000-00000"]
+
+
+def test_objects_without_a_strong_etag_are_never_cached(tmp_path, monkeypatch):
+    from geovr.shared.stores.hashcache import HashCache
+
+    monkeypatch.setenv("GEOVR_CACHE", str(tmp_path / "cache"))
+
+    class FakeFs:
+        protocol, storage_options = "https", {}
+
+        def __init__(self, info):
+            self._info = info
+
+        def info(self, path):
+            return self._info
+
+    for info in ({"size": 3}, {"size": 3, "ETag": 'W/"abc"'}):  # no validator; a weak one
+        cache = HashCache.for_store("host/store", FakeFs(info), is_local=False)
+        stamp = cache.stamp(cache.fs, "host/store/x.tar")
+        cache.add("host/store/x.tar", stamp, "f" * 64)
+        assert not cache.hit("host/store/x.tar", stamp, "f" * 64) and cache.entries == {}
+    strong = HashCache.for_store("host/store", FakeFs({"size": 3, "ETag": '"abc"'}), is_local=False)
+    stamp = strong.stamp(strong.fs, "host/store/x.tar")
+    strong.add("host/store/x.tar", stamp, "f" * 64)
+    assert strong.hit("host/store/x.tar", stamp, "f" * 64)
+    assert not strong.hit("host/store/x.tar", [3, '"abd"', "", ""], "f" * 64)  # another ETag misses

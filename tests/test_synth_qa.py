@@ -100,7 +100,7 @@ def test_train_and_test_questions_are_disjoint_and_cover_every_scene(bench):
 
     test = _rows(bench)
     train = [json.loads(line) for line in (bench / "train_conversations.jsonl").read_text().splitlines()]
-    asked = {(r["scene_name"], "<video>\n" + build_prompt(r)) for r in test}
+    asked = {(r["scene_name"], "<image>\n" + build_prompt(r)) for r in test}
     trained = {(row["clip_id"], row["conversations"][0]["value"]) for row in train}
     assert test and train and not asked & trained  # no question (with its options) is both trained on and scored
     assert {r["scene_name"] for r in test} == {row["clip_id"] for row in train}  # every scene in both halves

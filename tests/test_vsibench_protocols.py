@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 from vsi_cases import random_rows
@@ -32,6 +33,42 @@ def test_geovr_paper_preset_is_the_papers_eval():
     assert resolve("official", num_frames=32).overrides == ()
     with pytest.raises(ValueError, match="protocol"):
         resolve("vlmevalkit")
+
+
+CODE_GOLDEN = json.loads((Path(__file__).parent / "data" / "geovr_code_golden.json").read_text())
+
+
+@pytest.mark.parametrize("case", sorted(CODE_GOLDEN["eval_frame_indices"]))
+def test_paper_preset_picks_the_frames_the_papers_processor_picks(case):
+    total, k = (int(x) for x in case.split("_"))
+    want = CODE_GOLDEN["eval_frame_indices"][case]  # the reference's sample_frames(num_frames=k, fps=None)
+    assert resolve("geovr-paper", num_frames=k).frame_indices(total).tolist() == want
+    floor = resolve("official", num_frames=k).frame_indices(total).tolist()  # VSI-Bench's own: truncation
+    assert floor == np.linspace(0, total - 1, k).astype(int).tolist()
+
+
+def test_rounding_differs_from_truncation_on_the_golden_cases():
+    diff = [c for c in CODE_GOLDEN["eval_frame_indices"] if resolve("official", num_frames=int(c.split("_")[1]))
+            .frame_indices(int(c.split("_")[0])).tolist() != CODE_GOLDEN["eval_frame_indices"][c]]
+    assert len(diff) >= 4  # the two rules pick different frames on most clips
+
+
+@pytest.mark.parametrize("case", sorted(CODE_GOLDEN["eval_resize"]))
+def test_paper_preset_resizes_frames_like_the_papers_transformers(case, tiny_qwen3_processor):
+    import copy
+    from types import SimpleNamespace
+
+    from geovr.evaluate.vsibench import configure_processor
+
+    frames, h, w = (int(x) for x in case.split("_"))
+    vp = copy.deepcopy(tiny_qwen3_processor.video_processor)
+    if hasattr(vp, "cap_pixels_per_frame"):  # the per-frame cap transformers announces as its future default
+        vp.cap_pixels_per_frame = True
+    configure_processor(SimpleNamespace(video_processor=vp), resolve("geovr-paper", num_frames=frames))
+    want_h, want_w = CODE_GOLDEN["eval_resize"][case]  # the paper's smart_resize at eval_vsi.py's size
+    patches = vp.get_num_of_video_patches(frames, h, w)
+    assert patches == frames * (want_h // 16) * (want_w // 16) // 2  # 2-frame temporal patches
+    assert want_h * want_w <= 384 * 32 * 32
 
 
 def test_paper_prompts():
@@ -182,7 +219,8 @@ def fake_model(monkeypatch):
     proc = _FakeProcessor()
     monkeypatch.setattr(transformers.AutoModelForImageTextToText, "from_pretrained", lambda *a, **k: _FakeModel())
     monkeypatch.setattr(transformers.AutoProcessor, "from_pretrained", lambda *a, **k: proc)
-    monkeypatch.setattr(vb, "sample_video", lambda path, k: (np.zeros((k, 2, 2, 3), np.uint8), np.arange(k), 30.0))
+    monkeypatch.setattr(vb, "sample_video", lambda path, proto: (np.zeros((proto.num_frames, 2, 2, 3), np.uint8),
+                                                                 np.arange(proto.num_frames), 30.0))
     _FakeModel.calls = []
     return proc
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -43,14 +44,18 @@ def test_index_is_listed_hashed_and_used_with_one_ranged_read(wds_store, monkeyp
     assert [f["path"] for f in man["shards"][0]["files"]] == ["r000-00000.tar", "r000-00000.idx.npy"]
     assert verify_store(str(root)) == []
     r = StoreReader(root)
+    assert r.verify_all_shards() == {}  # once per shard: sha256 and the index rebuilt from the tar's headers
     calls = []
     real_cat = r.fs.cat_file
     monkeypatch.setattr(r.fs, "cat_file", lambda p, start=None, end=None, **k: calls.append((p, start, end))
                         or real_cat(p, start=start, end=end, **k))
     monkeypatch.setattr(wds_shard, "safe_tar_members", lambda *a, **k: pytest.fail("tar headers scanned"))
     got = r[IDS[1]]
-    assert [c[0].rsplit("/", 1)[1] for c in calls] == ["r000-00000.idx.npy", "r000-00000.tar"]
-    assert calls[1][1] > 0 and calls[1][2] < os.path.getsize(root / "shards" / "r000-00000.tar")
+    # open: the index and the tar's end-of-archive padding (one small read); then one ranged read per clip
+    size = os.path.getsize(root / "shards" / "r000-00000.tar")
+    assert [c[0].rsplit("/", 1)[1] for c in calls] == ["r000-00000.idx.npy", "r000-00000.tar", "r000-00000.tar"]
+    assert calls[1][2] == size and 0 < size - calls[1][1] <= 10240
+    assert calls[2][1] > 0 and calls[2][2] < size
     np.testing.assert_array_equal(got.depth, clips[IDS[1]].depth)
     assert got.frames == clips[IDS[1]].frames
     monkeypatch.undo()
@@ -110,3 +115,82 @@ def test_metadata_only_read_uses_the_index(wds_store, monkeypatch):
     metas = list(r.iter_meta())
     assert [m["clip_id"] for m in metas] == IDS
     assert metas[2] == clips[IDS[2]].meta_dict()
+
+
+def _block(name: str, data: bytes) -> bytes:
+    """One tar member as raw bytes: its header block and its data padded to 512 bytes."""
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info.tobuf(tarfile.PAX_FORMAT) + data + b"\0" * (-len(data) % 512)
+
+
+def _hidden_inside_range(tar, idx) -> None:
+    """Rewrite the tar as: sample 0, two zero blocks, a second ``depth.npy`` of sample 0, the other samples;
+    the index tiles the file (row 0 spans the zeros and the hidden member)."""
+    data, rows = tar.read_bytes(), np.load(idx)
+    hidden = b"\0" * 1024 + _block("scene0000__00000.depth.npy", b"\x93NUMPY forged")
+    end0 = int(rows[0, 1])
+    tar.write_bytes(data[:end0] + hidden + data[end0:])
+    rows[0, 1] += len(hidden)
+    rows[1:, :3] += len(hidden)
+    np.save(idx, rows)
+
+
+def _append_after_members(tar, idx) -> None:
+    import tarfile
+
+    with tarfile.open(tar, "a") as tf:  # overwrites the end-of-archive blocks, as `tar -r` does
+        tf.addfile(*_info("scene0000__00000.depth.npy", b"forged depth"))
+
+
+def _append_after_end_marker(tar, idx) -> None:
+    tar.write_bytes(tar.read_bytes() + _block("scene0000__00000.depth.npy", b"forged depth") + b"\0" * 1024)
+
+
+def _info(name: str, data: bytes):
+    import io
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, io.BytesIO(data)
+
+
+@pytest.mark.parametrize("craft", [_append_after_members, _append_after_end_marker, _hidden_inside_range])
+def test_duplicate_member_outside_the_indexed_ranges_is_refused_by_every_reader(wds_store, tmp_path, craft):
+    """A duplicate member that an offset-indexed read would never see (appended after the indexed samples, or
+    hidden behind end-of-archive zeros inside a range) is refused by the indexed reader, the sequential scan and
+    ``verify`` alike, even when the attacker re-hashes the store so that every sha256 matches."""
+    from tests.security.test_stage_two import rehash
+
+    root = _copy(wds_store[0], tmp_path / "s")
+    tar, idx = root / "shards" / "r000-00000.tar", root / "shards" / "r000-00000.idx.npy"
+    craft(tar, idx)
+    problems = rehash(root, "r000-00000", "wds")  # every hash matches ...
+    pat = r"r000-00000\.tar.*(appears twice|not contiguous|non-zero byte|end at byte)"
+    assert len(problems) == 1 and re.search(pat, problems[0])  # ... and verify still refuses the tar
+    for cid in ("scene0000/00000", "scene0001/00000"):  # a verifying reader refuses the whole shard on first open
+        with pytest.raises(CorruptStoreError, match=pat):
+            StoreReader(root)[cid]
+    # without hashing, the indexed open (index tiles the tar, zero padding) or the range read refuses it
+    with pytest.raises(CorruptStoreError, match=pat):
+        StoreReader(root, verify_shards=False)["scene0000/00000"]
+    with pytest.raises(CorruptStoreError, match=pat):  # sequential: the scan path of index-less stores
+        WdsShardReader(str(tar), StoreReader(root, verify_shards=False).fs)
+
+
+def test_a_new_index_for_a_cached_tar_is_checked_against_the_tar(wds_store, tmp_path, monkeypatch):
+    """The tar's hash is cached, then the publisher swaps two index rows and re-hashes: the tar is scanned again."""
+    from tests.security.test_stage_two import rehash
+
+    monkeypatch.setenv("GEOVR_CACHE", str(tmp_path / "cache"))
+    root = _copy(wds_store[0], tmp_path / "s")
+    assert StoreReader(root).verify_all_shards() == {}
+    idx = root / "shards" / "r000-00000.idx.npy"
+    rows = np.load(idx)
+    np.save(idx, rows[[1, 0, 2]])
+    assert len(rehash(root, "r000-00000", "wds")) == 1
+    bad = StoreReader(root).verify_all_shards()
+    assert list(bad) == ["r000-00000"] and "row 0 does not describe the tar's members" in bad["r000-00000"]

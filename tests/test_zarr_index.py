@@ -92,8 +92,8 @@ def test_older_shards_without_index_still_read(tmp_path, monkeypatch):
 def test_more_shards_than_the_cache_read_correctly_and_eviction_is_bounded(fmt, zarr_store, wds_store, monkeypatch):
     root, clips = zarr_store if fmt == "zarr" else wds_store
     loads = []
-    real = reader_mod.HashCache
-    monkeypatch.setattr(reader_mod, "HashCache", lambda *a: loads.append(a) or real(*a))
+    real = reader_mod.HashCache.for_store
+    monkeypatch.setattr(reader_mod.HashCache, "for_store", lambda *a: loads.append(a) or real(*a))
     r = StoreReader(root)
     r.max_open_shards = 2
     order = list(clips) * 2

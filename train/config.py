@@ -22,6 +22,9 @@ from geovr.train.losses import LossConfig
 from geovr.train.recipe_files import RECIPES, recipe_path  # noqa: F401  (RECIPES re-exported)
 from geovr.train.student.config import StudentConfig
 
+PAPER_PROMPT_STRIP = ("<image>\n", "These are frames of a video.\n")
+"""What GeoVR's loaders remove from the first user turn (``dataset/vsi_590k.py``, ``dataset/vlm3r.py``)."""
+
 
 @dataclass
 class DataConfig:
@@ -31,6 +34,13 @@ class DataConfig:
     """Target stores (local folders) written by ``geovr extract``."""
     instructions: list[str] = field(default_factory=list)
     """JSONL conversation files (LLaVA / VSI-590K style) whose rows reference ``clip_id``."""
+    prompt_strip: list[str] = field(default_factory=lambda: list(PAPER_PROMPT_STRIP))
+    """Strings removed (every occurrence, in this order) from the first user turn of each instruction row; the
+    video always goes before that turn's text. Default: the paper's ``"<image>\\n"`` then ``"These are frames of a
+    video.\\n"``; anything else (``<video>`` included) stays in the text, as in the paper's code (docs/recipe.md)."""
+    first_exchange: bool = True
+    """Use only ``conversations[0]`` (question, with the video) and ``[1]`` (answer) of a row, as the paper's
+    loaders do; false = every turn, each answer supervised."""
     mix_clips_without_qa: bool = False
     """Also train on every cached clip that no QA row references (geometry terms only, a fixed prompt and no
     answer). The paper's code trains on the QA samples only (false in the ``paper_*`` recipes)."""
@@ -46,7 +56,8 @@ class DataConfig:
     """DataLoader worker processes preparing samples (store read, JPEG decode, processor); 0 = in the trainer."""
     verify: str = "all"
     """When shard hashes are checked against each store's ``index.json``: ``all`` = every shard before the model
-    loads (verified file versions are cached in ``$GEOVR_CACHE/verified``, so restarts only stat files); ``lazy`` =
+    loads (verified file versions are cached in ``$GEOVR_CACHE/verified``, so restarts only stat files, or, for
+    s3/http stores, ask for each object's size and ETag); ``lazy`` =
     each shard when a sample first reads it. Clip content (dtypes, shapes, finite values, frames) is always
     checked on read."""
     on_bad_clip: str = "stop"
@@ -219,6 +230,12 @@ def check_config(cfg: TrainConfig, world: int) -> None:
         raise ConfigError(f"data.max_tokens must be >= 0 (0 = no limit), got {cfg.data.max_tokens}")
     if cfg.model.depth_head not in DEPTH_HEADS:
         raise ConfigError(f"model.depth_head {cfg.model.depth_head!r} not in {DEPTH_HEADS}")
+    from geovr.train.student.tiny import TINY_MODELS
+
+    if cfg.model.model not in TINY_MODELS:  # a local folder must exist; a hub id must be fetchable or cached
+        from geovr.shared.modelref import check_model_ref
+
+        check_model_ref(cfg.model.model, "model.model")
 
 
 def git_revision() -> str:

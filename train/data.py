@@ -18,14 +18,34 @@ import numpy as np
 
 from geovr.shared.errors import UsageError
 from geovr.shared.sampling import SamplingConfig, SamplingMismatch, check_clip_matches, check_student_patch
-from geovr.train.config import DataConfig
+from geovr.train.config import PAPER_PROMPT_STRIP, DataConfig
 from geovr.train.order import EpochOrder
 from geovr.train.student.collate import StudentSample
 
 
-def read_instructions(path: str | Path) -> list[tuple[str, list[dict]]]:
-    """``(clip_id, messages)`` from a LLaVA-style JSONL (``clip_id`` or ``video``, ``conversations``)."""
+def instruction_messages(conversations: list[dict], strip: list[str] | tuple[str, ...] = PAPER_PROMPT_STRIP,
+                         first_exchange: bool = True) -> list[dict]:
+    """``[{"role", "content"}]`` of one LLaVA-style ``conversations`` list, as GeoVR's loaders build the chat.
+
+    ``dataset/vsi_590k.py`` / ``dataset/vlm3r.py`` (``get_item``): the user turn is ``conversations[0]`` with
+    every ``"<image>\\n"`` and then every ``"These are frames of a video.\\n"`` removed (``str.replace``, in
+    that order, nothing else: ``<video>`` stays), the answer is ``conversations[1]``, later turns are not used.
+    ``first_exchange=False`` keeps every turn (roles from ``from``); ``strip`` applies to the first turn only.
+    """
     roles = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
+    text = conversations[0]["value"]
+    for s in strip:
+        text = text.replace(s, "")
+    if first_exchange:
+        return [{"role": "user", "content": text}, {"role": "assistant", "content": conversations[1]["value"]}]
+    return [{"role": "user", "content": text}] + [{"role": roles[t["from"]], "content": t["value"]}
+                                                   for t in conversations[1:]]
+
+
+def read_instructions(path: str | Path, strip: list[str] | tuple[str, ...] = PAPER_PROMPT_STRIP,
+                      first_exchange: bool = True) -> list[tuple[str, list[dict]]]:
+    """``(clip_id, messages)`` from a LLaVA-style JSONL (``clip_id`` or ``video``, ``conversations``), each row's
+    messages built by ``instruction_messages``."""
     out = []
     if not Path(path).is_file():
         raise UsageError(f"{path}: instructions file not found (data.instructions)")
@@ -35,8 +55,11 @@ def read_instructions(path: str | Path) -> list[tuple[str, list[dict]]]:
         try:
             row = json.loads(line)
             cid = row.get("clip_id") or Path(row["video"]).stem
-            msgs = [{"role": roles[t["from"]], "content": t["value"]} for t in row["conversations"]]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            conv = row["conversations"]
+            if len(conv) < (2 if first_exchange else 1):
+                raise KeyError("conversations needs a question and an answer")
+            msgs = instruction_messages(conv, strip, first_exchange)
+        except (json.JSONDecodeError, KeyError, TypeError, IndexError) as exc:
             raise UsageError(f"{path}:{n}: not a conversation row with clip_id/video and conversations ({exc})") from exc
         out.append((str(cid), msgs))
     return out
@@ -75,7 +98,7 @@ class TrainData:
                         self._mark_bad(cid, why)
         if check:
             self._check_sampling(cfg)
-        qa = [item for p in cfg.instructions for item in read_instructions(p)]
+        qa = [item for p in cfg.instructions for item in read_instructions(p, cfg.prompt_strip, cfg.first_exchange)]
         missing = sorted({cid for cid, _ in qa if cid not in self.where})
         if missing:
             raise UsageError(f"{len(missing)} QA rows reference clips in no store (first: {missing[:5]}); "

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from geovr.train.losses import LossConfig, camera_loss, depth_loss, distill_loss, scale_loss
-from geovr.train.student.adapters import IGNORE
 from geovr.train.student.model import HEADS
 
 WEIGHTED = ("lm", "camera", "depth", "scale", "distill")
@@ -37,9 +36,8 @@ def sample_terms(pred: dict, targets: dict, cfg: LossConfig) -> dict[str, torch.
     def frames(x: torch.Tensor) -> torch.Tensor:
         return x[::step][:t].to(dev)
 
-    labels = pred["labels"]
-    if cfg.lm and (labels != IGNORE).any():
-        terms["lm"] = F.cross_entropy(pred["logits"][:-1].float(), labels[1:], ignore_index=IGNORE)
+    if cfg.lm and pred["lm_labels"].numel():  # logits come only at the supervised positions (GeoStudent)
+        terms["lm"] = F.cross_entropy(pred["logits"].float(), pred["lm_labels"])
     if "pose_enc" in pred and "pose_enc" in targets:
         terms.update(camera_loss(pred["pose_enc"], frames(targets["pose_enc"]), cfg))
     if "metric_scale" in pred and "metric_scale" in targets:

@@ -21,9 +21,9 @@ from geovr.shared.schema import ClipTargets
 from geovr.shared.stores.clipcheck import ReadLimits, check_arrays, check_frames, check_meta, check_shape
 from geovr.shared.stores.clipcodec import clip_from_parts
 from geovr.shared.stores.fsio import resolve
-from geovr.shared.stores.hashcache import HashCache
+from geovr.shared.stores.hashcache import HashCache, local_stamp
 from geovr.shared.stores.verify import load_manifest, verify_store
-from geovr.shared.stores.wds_index import INDEX_SUFFIX
+from geovr.shared.stores.wds_index import INDEX_SUFFIX, verify_tar_index
 from geovr.shared.stores.wds_shard import WdsShardReader, clip_key
 from geovr.shared.stores.zarr_shard import INDEX_FILE, ZarrShardReader, read_zarr_metas
 
@@ -39,9 +39,10 @@ class StoreReader:
         expect: a ``StoreHeader``, or a partial header dict (e.g. ``{"teacher": ..., "sampling": ...}``),
             the store must match; ``IncompatibleStoreError`` names each differing field.
         tar_limits: bounds on tar members (WebDataset stores).
-        verify_shards: check each shard's files (plain files, sizes, sha256 against ``index.json``) the
-            first time the shard is opened; local stores remember verified file versions in
-            ``$GEOVR_CACHE/verified`` (keyed by size, mtime, ctime, inode) so a restart does not rehash.
+        verify_shards: check each shard's files (plain files, sizes, sha256 against ``index.json``; a
+            WebDataset tar's members against its offset index) the first time the shard is opened; verified
+            file versions are remembered in ``$GEOVR_CACHE/verified`` (local: size, mtime, ctime, inode;
+            remote: size, strong ETag, Last-Modified, VersionId; see ``hashcache``) so a restart does not rehash.
         limits: bounds on a clip's frames, frame size and feature values, checked before allocation.
 
     Every clip read is checked against the header (dtypes, shapes, one feature width, finite values,
@@ -124,37 +125,55 @@ class StoreReader:
 
     def verify_shard(self, name: str, cache: HashCache | None = None) -> None:
         """Check shard ``name``'s files against ``index.json`` (plain files, sizes, sha256), once per reader;
-        ``CorruptStoreError`` / ``UnsafeContentError`` naming the file otherwise. Local stores share one
-        hash cache per reader (loaded once, saved when a file was hashed)."""
+        ``CorruptStoreError`` / ``UnsafeContentError`` naming the file otherwise. A WebDataset tar with an offset
+        index is hashed in the same pass that rebuilds its index from the tar's headers (``verify_tar_index``):
+        a duplicate or appended member, or an index that does not describe the tar, is refused here too.
+        Verified file versions are remembered in the hash cache (``HashCache``) only when the whole shard passed;
+        the reader loads its store's cache once and shares it across shards (saved when a file was hashed)."""
         if name in self._verified:
             return
         entry = self._entries[name]
-        own = cache is None and self.is_local
-        if own:
+        own = cache is None
+        if cache is None:
             if self._hash_cache is None:
-                self._hash_cache = HashCache(self.root)
+                self._hash_cache = HashCache.for_store(self.root, self.fs, self.is_local)
             cache = self._hash_cache
         checker = LocalFileChecker(self.root) if self.is_local else None
-        dirty = False
-        for f in entry.files:
+        tar_name = f"{name}.tar"
+        index_name = f"{name}{INDEX_SUFFIX}"
+        names = {f.path for f in entry.files}
+        indexed = self.header.format == "wds" and {tar_name, index_name} <= names
+        todo = []  # (entry, path, stamp) of the files the cache does not vouch for; the tar last
+        for f in sorted(entry.files, key=lambda f: f.path == tar_name):
             path = f"{self.root}/shards/{f.path}"
-            if checker is not None:
-                st = checker.check(path)
-                size = st.st_size
+            if checker is not None:  # local: one lstat per file and folder; a plain file's lstat is its stat
+                stamp = local_stamp(checker.check(path))
             else:
                 check_regular_file(path, self.fs, None)
-                st, size = None, int(self.fs.size(path))
-            if size != f.bytes:
-                raise CorruptStoreError(f"{path}: {size} bytes, index.json says {f.bytes} (truncated or rewritten)")
-            if cache is not None and st is not None and cache.hit(path, st, f.sha256):
-                continue
-            digest, _n = sha256_file(path, None if self.is_local else self.fs)
-            if digest != f.sha256:
-                raise CorruptStoreError(f"{path}: sha256 {digest[:16]}... != index.json {f.sha256[:16]}... (corrupted)")
-            if cache is not None and st is not None:
-                cache.add(path, st, f.sha256)
-                dirty = True
-        if own and dirty and cache is not None:
+                stamp = cache.stamp(self.fs, path)
+            if int(stamp[0]) != f.bytes:
+                raise CorruptStoreError(f"{path}: {stamp[0]} bytes, index.json says {f.bytes} (truncated or rewritten)")
+            # a tar is checked against its index again whenever either of the two changed
+            if not cache.hit(path, stamp, f.sha256) or (f.path == tar_name and indexed and todo):
+                todo.append((f, path, stamp))
+        passed = []
+        for f, path, stamp in todo:
+            if indexed and f.path == tar_name:
+                rows = sorted((row, cid) for cid, (s, row) in self._rows.items() if s == name)
+                keys = [clip_key(cid) for _row, cid in rows]
+                problems = verify_tar_index(self.fs, path, f"{self.root}/shards/{index_name}", entry.samples, keys,
+                                            f.sha256, self._limits)
+                if problems:
+                    raise CorruptStoreError(problems[0])
+            else:
+                digest, _n = sha256_file(path, None if self.is_local else self.fs)
+                if digest != f.sha256:
+                    raise CorruptStoreError(f"{path}: sha256 {digest[:16]}... != index.json {f.sha256[:16]}... "
+                                            "(corrupted)")
+            passed.append((path, stamp, f.sha256))
+        for path, stamp, sha in passed:
+            cache.add(path, stamp, sha)
+        if own and passed:
             cache.save()
         self._verified.add(name)
 
@@ -162,15 +181,14 @@ class StoreReader:
         """Verify every shard (sharing one hash cache); return ``shard -> problem`` for those that fail."""
         from geovr.shared.safety import StoreError
 
-        cache = HashCache(self.root) if self.is_local else None
+        cache = HashCache.for_store(self.root, self.fs, self.is_local)
         bad: dict[str, str] = {}
         for name in self._entries:
             try:
                 self.verify_shard(name, cache)
             except StoreError as e:
                 bad[name] = str(e)
-        if cache is not None:
-            cache.save()
+        cache.save()
         return bad
 
     def clips_in_shard(self, name: str) -> list[str]:

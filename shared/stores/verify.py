@@ -44,7 +44,9 @@ def verify_store(root: str, hashes: bool = True) -> list[str]:
     file is a plain file (no symlink, FIFO, device) inside the store with the listed size
     (truncation) and sha256 (bit flips, when ``hashes``); ``header.json`` and every sidecar are
     covered by a hash (``meta_files``); ``clips.parquet`` matches its hash and the shard sample
-    counts; no unknown extra files.
+    counts; every WebDataset shard's offset index describes its tar exactly (rebuilt from the tar's
+    headers: the clip table's samples in row order, no duplicate or appended member, zero padding after
+    the last sample; ``wds_index.verify_tar_index``); no unknown extra files.
     """
     fs, root, _local = resolve(root)
     problems: list[str] = []
@@ -57,14 +59,21 @@ def verify_store(root: str, hashes: bool = True) -> list[str]:
     entries += [(f.path, f, "as a meta file") for f in man.meta_files]
     for shard in man.shards:
         known.add(f"shards/{shard.name}.json")
+    indexed = _indexed_tars(man) if man.header.format == "wds" and hashes else {}
+    bad_files: set[str] = set()
     for rel, f, why in entries:
         known.add(rel)
-        problems.extend(_check_file(fs, root, rel, f, why, hashes, _local))
+        # an indexed tar is hashed by the index check below, in the same pass that scans its headers
+        found = _check_file(fs, root, rel, f, why, hashes and rel not in indexed, _local)
+        if found:
+            bad_files.add(rel)
+        problems.extend(found)
     uncovered = sorted(man.expected_meta_files() - {f.path for f in man.meta_files})
     if uncovered:
         problems.append(f"{root}/index.json: {len(uncovered)} file(s) not covered by a hash, first {uncovered[0]!r} "
                         f"(format {man.format_version} store; re-finalize it with `geovr extract --finalize`)")
     tpath = f"{root}/{man.clips_table}"
+    table = None
     try:
         check_regular_file(tpath, fs, root if _local else None)
     except StoreError as e:
@@ -74,7 +83,10 @@ def verify_store(root: str, hashes: bool = True) -> list[str]:
         if man.clips_table_sha256 and digest != man.clips_table_sha256:
             problems.append(f"{tpath}: sha256 does not match index.json (corrupted)")
         else:
-            problems.extend(_check_counts(fs, tpath, man))
+            found, table = _check_counts(fs, tpath, man)
+            problems.extend(found)
+    if indexed:
+        problems.extend(_check_wds_indexes(fs, root, indexed, table, bad_files))
     for rel in list_store_files(fs, root):
         if rel not in known and not rel.startswith(LOCK_PREFIX):  # a writer's lock file is not store content
             problems.append(f"{root}/{rel}: unknown file, not listed in index.json")
@@ -97,14 +109,53 @@ def _check_file(fs: Any, root: str, rel: str, f: Any, why: str, hashes: bool, lo
     return []
 
 
-def _check_counts(fs: Any, tpath: str, man: Manifest) -> list[str]:
+def _indexed_tars(man: Manifest) -> dict[str, tuple[Any, Any, Any]]:
+    """``shards/<name>.tar -> (shard, tar entry, index entry)`` of every WebDataset shard that lists an offset index."""
+    from geovr.shared.stores.wds_index import INDEX_SUFFIX
+
+    out = {}
+    for shard in man.shards:
+        files = {f.path: f for f in shard.files}
+        tar, idx = files.get(f"{shard.name}.tar"), files.get(f"{shard.name}{INDEX_SUFFIX}")
+        if tar is not None and idx is not None:
+            out[f"shards/{tar.path}"] = (shard, tar, idx)
+    return out
+
+
+def _check_wds_indexes(fs: Any, root: str, indexed: dict[str, tuple[Any, Any, Any]], table: list[dict] | None,
+                       bad_files: set[str]) -> list[str]:
+    """``verify_tar_index`` (sha256 + every member against the index and the clip table's keys, one pass over the
+    tar) of every indexed WebDataset shard whose files passed the plain-file and size checks."""
+    from geovr.shared.stores.wds_index import verify_tar_index
+    from geovr.shared.stores.wds_shard import clip_key
+
+    rows: dict[str, list[tuple[int, str]]] | None = None
+    if table is not None:
+        rows = {}
+        try:
+            for r in table:
+                if r["status"] == "ok":
+                    rows.setdefault(str(r["shard"]), []).append((int(r["row"]), str(r["clip_id"])))
+        except (KeyError, TypeError, ValueError):
+            rows = None  # the clip table's own problems are reported by _check_counts
+    out = []
+    for rel, (shard, tar, idx) in indexed.items():
+        if {rel, f"shards/{idx.path}"} & bad_files:
+            continue
+        keys = None if rows is None else [clip_key(cid) for _row, cid in sorted(rows.get(shard.name, []))]
+        out.extend(verify_tar_index(fs, f"{root}/{rel}", f"{root}/shards/{idx.path}", shard.samples, keys, tar.sha256))
+    return out
+
+
+def _check_counts(fs: Any, tpath: str, man: Manifest) -> tuple[list[str], list[dict] | None]:
+    """Problems of the clip table's counts against ``index.json``, and its rows (None when unreadable)."""
     from geovr.shared.tables import read_rows
 
     try:
         with fs.open(tpath, "rb") as f:
             table = read_rows(f)
     except Exception as e:
-        return [f"{tpath}: unreadable parquet ({type(e).__name__}: {e})"]
+        return [f"{tpath}: unreadable parquet ({type(e).__name__}: {e})"], None
     out = []
     ok: dict[str, int] = {}
     for r in table:
@@ -115,4 +166,4 @@ def _check_counts(fs: Any, tpath: str, man: Manifest) -> list[str]:
             out.append(f"{tpath}: {ok.get(s.name, 0)} ok clips for shard {s.name}, index.json says {s.samples}")
     if sum(ok.values()) != man.num_clips:
         out.append(f"{tpath}: {sum(ok.values())} ok clips in total, index.json says {man.num_clips}")
-    return out
+    return out, table

@@ -30,7 +30,15 @@ from geovr.shared.safety import (
     load_npy_bytes,
     safe_tar_members,
 )
-from geovr.shared.stores.wds_index import check_range, parse_wds_index, read_meta_member, read_sample_members
+from geovr.shared.stores.wds_index import (
+    MAX_TRAILER,
+    check_layout,
+    check_range,
+    check_trailer,
+    parse_wds_index,
+    read_meta_member,
+    read_sample_members,
+)
 
 __all__ = ["WdsShardReader", "clip_key", "write_wds_shard"]
 
@@ -83,8 +91,11 @@ class WdsShardReader:
     """Random access to the samples of one tar (members checked before any is read).
 
     With ``index_path`` (the shard's ``<name>.idx.npy``, see ``wds_index``) and the tar's size from
-    the manifest, opening reads only the index and each sample is one ranged read; without it
-    (stores written before the index existed) every tar header is scanned once on open.
+    the manifest, opening reads only the index and the tar's end-of-archive padding (the index must tile
+    the tar and the padding be zero, so no member hides after the indexed samples) and each sample is one
+    ranged read; without it (stores written before the index existed) every tar header is scanned once on
+    open, and the bytes after the last member must be zero padding too. Both ways refuse a member that
+    appears twice: indexed and sequential reads see the same members.
     """
 
     def __init__(self, path: str, fs: Any, limits: TarLimits | None = None,
@@ -102,6 +113,8 @@ class WdsShardReader:
             except FileNotFoundError as e:
                 raise CorruptStoreError(f"{index_path}: shard index is missing") from e
             self.ranges = parse_wds_index(data, index_path, int(num_clips))
+            end = check_layout(self.ranges, index_path, int(tar_bytes))
+            self._check_trailer(end, int(tar_bytes))
             return
         self._scan()
 
@@ -111,6 +124,20 @@ class WdsShardReader:
         member of a scanned (unindexed) tar."""
         n = 512 + (self.ranges.nbytes if self.ranges is not None else 0)
         return n + 150 * sum(len(v) for v in self.index.values())
+
+    def _check_trailer(self, end: int, size: int) -> None:
+        """Bytes ``[end, size)`` of the tar (after its last sample) must be at most ``MAX_TRAILER`` zero bytes."""
+        if size - end > MAX_TRAILER:
+            raise CorruptStoreError(f"{self.path}: {size - end} bytes after the last member (at most {MAX_TRAILER} "
+                                    "bytes of end-of-archive padding may follow); refused")
+        if size > end:
+            try:
+                data = self.fs.cat_file(self.path, start=end, end=size)
+            except FileNotFoundError as e:
+                raise CorruptStoreError(f"{self.path}: shard file is missing") from e
+            if len(data) != size - end:
+                raise CorruptStoreError(f"{self.path}: read {len(data)} of {size - end} bytes at the end (truncated)")
+            check_trailer(data, self.path, end)
 
     def _scan(self) -> None:
         """Index every member from the tar headers (one pass; members checked before any is read)."""
@@ -122,7 +149,9 @@ class WdsShardReader:
             raise CorruptStoreError(f"{path}: shard file is missing") from e
         except tarfile.TarError as e:
             raise CorruptStoreError(f"{path}: corrupt or truncated tar ({e})") from e
+        end = 0
         for m in members:
+            end = max(end, -(-(m.offset_data + m.size) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE)
             if not m.isfile():
                 continue
             folder, _, base = m.name.rpartition("/")
@@ -134,6 +163,7 @@ class WdsShardReader:
             if field in fields:
                 raise CorruptStoreError(f"{path}: member {m.name!r} appears twice; refused")
             fields[field] = (m.offset_data, m.size)
+        self._check_trailer(end, int(self.tar_bytes) if self.tar_bytes is not None else int(fs.size(path)))
 
     def _read(self, f: Any, key: str, field: str) -> bytes:
         off, size = self.index[key][field]

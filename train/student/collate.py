@@ -43,12 +43,13 @@ class StudentSample:
     the adapter's ``merged_patch``)."""
 
 
-def _chat(messages: list[dict] | None) -> list[dict]:
-    """Processor chat format; the first turn carries the video (any ``<video>`` marker in its text is dropped)."""
+def to_chat(messages: list[dict] | None) -> list[dict]:
+    """Processor chat format: the video first in the first turn, then that turn's text, as GeoVR's loaders build
+    it (``dataset/vsi_590k.py``). The text is used as given: placeholder clean-up happens when instruction rows
+    are read (``geovr.train.data.instruction_messages``)."""
     chat = []
     for i, m in enumerate(messages or [{"role": "user", "content": GEOMETRY_PROMPT}]):
-        text = m["content"].replace("<video>\n", "").replace("<video>", "")
-        content = ([{"type": "video"}] if i == 0 else []) + [{"type": "text", "text": text}]
+        content = ([{"type": "video"}] if i == 0 else []) + [{"type": "text", "text": m["content"]}]
         chat.append({"role": m["role"], "content": content})
     return chat
 
@@ -69,9 +70,9 @@ def prepare_sample(adapter: StudentAdapter, sample: StudentSample, frame_mode: s
         fps = sample.fps
     else:
         raise ValueError(f"frame_mode {frame_mode!r} not in {FRAME_MODES}")
-    chat = _chat(sample.messages)
+    chat = to_chat(sample.messages)
     inputs = adapter.process(chat, video, video_metadata(times, fps), sample.presized)
-    labels = adapter.labels(chat, inputs["input_ids"][0])
+    labels = adapter.labels(inputs["input_ids"][0])
     if train:
         inputs, labels = adapter.insert_placeholders(inputs, labels)
     targets = {}

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from geovr.train.heads import CameraHead, DistillHead, ScaleHead, build_depth_head
-from geovr.train.student.adapters import StudentAdapter, adapter_for
+from geovr.train.student.adapters import IGNORE, StudentAdapter, adapter_for
 from geovr.train.student.config import StudentConfig
 
 HEADS = ("camera", "scale", "distill", "depth")
@@ -100,7 +100,9 @@ class GeoStudent(nn.Module):
     def forward(self, samples: list[dict], heads: tuple[str, ...] = HEADS) -> list[dict]:
         """Predictions of prepared samples (``prepare_sample``), one dict each:
 
-        ``logits [L, V]``, ``labels [L]``, ``groups`` (temporal groups ``t``), ``frame_step`` (frames per
+        ``logits [K, V]`` only at the ``K`` positions whose next token is supervised (the LM head never projects
+        the rest: at 32 frames x 300 tokens and a 151k-token vocabulary the full logits would take gigabytes),
+        ``lm_labels [K]`` (those next tokens), ``groups`` (temporal groups ``t``), ``frame_step`` (frames per
         group: 1 ``duplicate``, 2 ``pair``), ``anchor`` (a zero carrying the graph), and for the requested
         ``heads``: ``pose_enc [t, 9]``, ``metric_scale [1]``, ``features`` (teacher layer -> ``[t, h, w, C]``
         at the sample's feature-target grid) and ``depth [t, H, W]`` (at its depth-target size).
@@ -112,27 +114,32 @@ class GeoStudent(nn.Module):
         dev = self.camera_embed.weight.device
         inputs = {k: v.to(dev) for k, v in s["inputs"].items()}
         inputs["position_ids"] = self.adapter.position_ids(self.hf_model, inputs)
-        out = self.hf_model(**inputs, output_hidden_states=True, use_cache=False)
+        labels = s["labels"][0].to(dev)
+        keep = (labels[1:] != IGNORE).nonzero().flatten()  # position p predicts token p + 1
+        out = self.hf_model(**inputs, output_hidden_states=True, use_cache=False, logits_to_keep=keep)
         ids, hs = inputs["input_ids"], out.hidden_states
-        pred = {"logits": out.logits[0], "labels": s["labels"][0].to(dev), "anchor": hs[-1].sum() * 0,
+        pred = {"logits": out.logits[0], "lm_labels": labels[keep + 1], "anchor": hs[-1].sum() * 0,
                 "groups": int(inputs["video_grid_thw"][0, 0]), "frame_step": self.frame_step}
-        cam, sc = self.adapter.token_states(hs[-1], ids)
+        # heads run in their own dtype (bf16 once DeepSpeed's bf16 mode casts the module; the adapter's states are
+        # fp32) and hand fp32 predictions to the losses, as the targets are
+        hd = self.camera_embed.weight.dtype
+        cam, sc = (x.to(hd) for x in self.adapter.token_states(hs[-1], ids))
         if "camera" in heads:
-            pred["pose_enc"] = self.camera_head(cam)
+            pred["pose_enc"] = self.camera_head(cam).float()
         if "scale" in heads:
-            pred["metric_scale"] = self.scale_head(sc).reshape(-1)
+            pred["metric_scale"] = self.scale_head(sc).reshape(-1).float()
         tg = s.get("targets", {})
         want_feats = "distill" in heads and "features" in tg
         depth_hw = tuple(tg["depth"].shape[1:]) if "depth" in tg and depth_hw is None else depth_hw
         want_depth = "depth" in heads and depth_hw is not None
         if want_feats or want_depth:
-            grids = self.adapter.video_grids(hs, ids, inputs["video_grid_thw"], self.layers)
+            grids = [g.to(hd) for g in self.adapter.video_grids(hs, ids, inputs["video_grid_thw"], self.layers)]
             if want_feats:
                 sizes = [tuple(tg["features"][layer].shape[1:3]) for layer in self.cfg.teacher_layers]
-                pred["features"] = {layer: head(g, hw) for layer, head, g, hw
+                pred["features"] = {layer: head(g, hw).float() for layer, head, g, hw
                                     in zip(self.cfg.teacher_layers, self.distill_heads, grids, sizes, strict=True)}
             if want_depth:
-                pred["depth"] = self.depth_head(grids, depth_hw)
+                pred["depth"] = self.depth_head(grids, depth_hw).float()
         return pred
 
     @torch.no_grad()

@@ -102,7 +102,7 @@ class DPTHead(nn.Module):
                 chunk: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
         b, s, _, h, w = images.shape
         ph, pw = h // self.patch, w // self.patch
-        toks = [layer_out[i][:, :, p0:].reshape(b * s, ph * pw, -1).float() for i in self.layers]
+        toks = [layer_out[i][:, :, p0:].reshape(b * s, ph * pw, -1).to(self.norm.weight.dtype) for i in self.layers]
         outs = [self._frames([t[j : j + chunk] for t in toks], ph, pw, h, w) for j in range(0, b * s, max(chunk, 1))]
         out = torch.cat(outs).reshape(b, s, -1, h, w)
         return torch.exp(out[:, :, 0]), 1 + torch.exp(out[:, :, 1])

@@ -156,7 +156,8 @@ class VGGT(nn.Module):
 
     def forward(self, images: torch.Tensor, layers: Sequence[int] = (), frames_chunk: int = 8,
                 bf16: bool | None = None) -> dict:
-        """``bf16``: run the aggregator under bfloat16 autocast (default: on CUDA only); heads always fp32."""
+        """``bf16``: run the aggregator under bfloat16 autocast (default: on CUDA only); the heads run in their
+        weights' dtype (fp32 unless the model was cast, as the paper's online teachers are to bf16)."""
         if images.ndim == 4:
             images = images[None]
         b, s, _, h, w = images.shape
@@ -165,7 +166,7 @@ class VGGT(nn.Module):
         dev = images.device.type if images.device.type in ("cuda", "cpu") else "cpu"  # meta: FLOP counting
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=bf16):
             out = self.aggregator(images, keep)
-        out = {k: v.float() for k, v in out.items()}
+        out = {k: v.to(self.camera_head.token_norm.weight.dtype) for k, v in out.items()}
         p0 = self.aggregator.patch_start_idx
         pose = self.camera_head(out[self.cfg.depth - 1][:, :, 0])
         depth, conf = self.depth_head(out, images, p0, frames_chunk)

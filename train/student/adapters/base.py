@@ -4,9 +4,9 @@ An adapter is the only place that knows a student family. It owns:
 
 - the processor call (``process``), including frames cached at the student's final size
   (``presized``: no resize, sizes checked against ``merged_patch``);
-- label masking (``labels``): exactly the last assistant answer and its end-of-turn token,
-  found from the chat template itself (the rendered prompt is a prefix of the rendered
-  conversation), never by a fixed token offset;
+- label masking (``labels``): GeoVR's rule, every assistant answer with its end-of-turn token
+  and the token after it (``preprocess_qwen_visual``), found from the ``<|im_start|>assistant``
+  role tokens of the tokenizer;
 - camera/scale placeholder insertion (``insert_placeholders``) and their multimodal RoPE
   positions (``position_ids``): the family's own rope-index function runs on the sequence
   *without* placeholders, and each placeholder takes the position of the nearest video token
@@ -64,8 +64,10 @@ class StudentAdapter:
     """Camera placeholder after each temporal group (a token the video pipeline never emits)."""
     scale_token: ClassVar[str] = "<|box_end|>"
     """Scale placeholder after the last camera placeholder."""
+    turn_start_token: ClassVar[str] = "<|im_start|>"
+    """Token opening a chat turn (followed by the role)."""
     turn_end_token: ClassVar[str] = "<|im_end|>"
-    """Token closing a chat turn (supervised after the answer)."""
+    """Token closing a chat turn (supervised after the answer, with the token after it)."""
     vision_tower: ClassVar[str] = "model.visual"
     """Attribute path of the vision tower inside the HF model."""
     trainable_vision: ClassVar[tuple[str, ...]] = ("merger.",)
@@ -79,6 +81,9 @@ class StudentAdapter:
         self.camera_id = self._token_id(self.camera_token)
         self.scale_id = self._token_id(self.scale_token)
         self.turn_end_id = self._token_id(self.turn_end_token)
+        self.assistant_header = self.processor.tokenizer(self.turn_start_token + "assistant",
+                                                         add_special_tokens=False)["input_ids"]
+        """Token ids of ``<|im_start|>assistant`` (where an answer's role line starts)."""
         self.video_id = int(hf_config.video_token_id)
         self.merge_size = int(hf_config.vision_config.spatial_merge_size)
         self.patch_size = int(hf_config.vision_config.patch_size)
@@ -108,10 +113,15 @@ class StudentAdapter:
         return layer_map(self.num_layers(), teacher_layers, teacher_num_layers)
 
     # ---- processor ---------------------------------------------------------------------------
+    def render(self, chat: list[dict]) -> str:
+        """The chat as the checkpoint's template writes it (before the processor expands the video placeholder);
+        a chat that does not end with an answer gets the generation prompt."""
+        has_answer = chat[-1]["role"] == "assistant"
+        return self.processor.apply_chat_template(chat, tokenize=False, add_generation_prompt=not has_answer)
+
     def process(self, chat: list[dict], video: np.ndarray, metadata: Any, presized: bool) -> dict:
         """Processor outputs (batch of 1) for a chat whose first turn holds the video ``[T, H, W, 3]`` uint8."""
-        has_answer = chat[-1]["role"] == "assistant"
-        text = self.processor.apply_chat_template(chat, tokenize=False, add_generation_prompt=not has_answer)
+        text = self.render(chat)
         extra: dict = {}
         if presized:
             h, w = video.shape[1:3]
@@ -124,30 +134,28 @@ class StudentAdapter:
         return dict(out)
 
     # ---- labels ------------------------------------------------------------------------------
-    def labels(self, chat: list[dict], input_ids: torch.Tensor) -> torch.Tensor:
-        """``[L]`` labels: the last assistant turn's answer tokens and its end-of-turn token, the rest ``-100``.
+    def labels(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``[L]`` labels: every assistant answer, its end-of-turn token and the one token after that; the rest ``-100``.
 
-        The answer span is what the chat template adds after the generation prompt of the
-        preceding turns; its tokens must be the tail of ``input_ids`` (checked).
+        GeoVR's rule (``utils/preprocess.py`` ``preprocess_qwen_visual``): an answer starts one token after the
+        assistant role token of ``<|im_start|>assistant`` (that token is the role line's newline) and runs to
+        the next ``turn_end_token``; the label span also covers the turn end and the token after it (the
+        template's ``\\n``). An answer with no turn end after it (a bare generation prompt) is not supervised.
+        docs/recipe.md has the one place this differs from the official code.
         """
         labels = torch.full_like(input_ids, IGNORE)
-        if chat[-1]["role"] != "assistant":
-            return labels
-        tmpl = self.processor.apply_chat_template
-        prompt = tmpl(chat[:-1], tokenize=False, add_generation_prompt=True)
-        full = tmpl(chat, tokenize=False, add_generation_prompt=False)
-        if not full.startswith(prompt):
-            raise ValueError(f"{self.model_type}: the chat template's generation prompt is not a prefix of the "
-                             "rendered answer; cannot locate the answer tokens")
-        tail = self.processor.tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"]
-        n = len(tail)
-        if n == 0 or input_ids[-n:].tolist() != tail:
-            raise ValueError(f"{self.model_type}: the answer's tokens are not the end of the tokenized sample")
-        ends = [i for i, t in enumerate(tail) if t == self.turn_end_id]
-        if not ends:
-            raise ValueError(f"{self.model_type}: the rendered answer has no {self.turn_end_token!r}")
-        start = len(input_ids) - n
-        labels[start : start + ends[0] + 1] = input_ids[start : start + ends[0] + 1]
+        ids = input_ids.tolist()
+        n, k = len(ids), len(self.assistant_header)
+        pos = 0
+        while pos + k <= n:
+            if ids[pos : pos + k] != self.assistant_header:
+                pos += 1
+                continue
+            start = pos + k + 1
+            end = next((i for i in range(start, n) if ids[i] == self.turn_end_id), n)
+            if end < n:
+                labels[start : end + 2] = input_ids[start : end + 2]
+            pos = end + 1
         return labels
 
     # ---- placeholders ------------------------------------------------------------------------
