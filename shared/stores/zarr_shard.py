@@ -262,17 +262,17 @@ class ZarrShardReader:
 
     @property
     def metas(self) -> list[dict[str, Any]]:
-        """Every row's record (an indexed shard reads them one by one, once; prefer ``meta(row)``)."""
+        """Every row's record (an indexed shard reads them one by one and keeps none; prefer ``meta(row)``)."""
         if self._meta_list is None:
-            self._meta_list = [self.meta(i) for i in range(self.n_clips)]
+            return [self.meta(i) for i in range(self.n_clips)]
         return self._meta_list
 
     def meta(self, row: int) -> dict[str, Any]:
         """The record (``ClipTargets.meta_dict()``) of ``row``: one ranged read on an indexed shard."""
         if not 0 <= row < self.n_clips:
             raise CorruptStoreError(f"{self.url}: row {row} beyond the shard's {self.n_clips} clips")
-        if self._index is None or self._meta_list is not None:
-            return self.metas[row]
+        if self._meta_list is not None:
+            return self._meta_list[row]
         meta = self._span_value(int(self._index[row, 0]), int(self._index[row, 1]), f"clip record {row}")
         if not isinstance(meta, dict):
             raise CorruptStoreError(f"{self.url}: clip record {row} is not an object")
@@ -383,12 +383,8 @@ class ZarrShardReader:
         """Approximate memory this open handle keeps (see the class docstring)."""
         n = len(self.arrays) * self.ARRAY_HANDLE_BYTES
         if self._index is not None:
-            n += self._index.nbytes
-        else:
-            n += self.offsets.nbytes + self.frame_offsets.nbytes
-        if self._meta_list is not None:
-            n += 1800 * len(self._meta_list)
-        return n
+            return n + self._index.nbytes
+        return n + self.offsets.nbytes + self.frame_offsets.nbytes + 1800 * self.n_clips
 
     def _check_chunks(self, name: str, arr: Any) -> None:
         """Chunks may not exceed the array's own shape, nor shards that shape rounded up to whole chunks (they
