@@ -153,3 +153,19 @@ def test_tampered_index_is_refused(zarr_store, tmp_path, how, match):
     assert any(INDEX_FILE in p for p in verify_store(str(root)))
     with pytest.raises(CorruptStoreError, match=match):  # and the index checks hold without hashes
         StoreReader(root, verify_shards=False)[cid]
+
+
+def test_clip_index_spans_hold_each_record_also_in_non_ascii_json():
+    import json
+
+    from geovr.shared.stores.zarr_shard import SPAN_ATTRS, clip_index
+
+    metas = [{"clip_id": "a/00000", "note": "Zürich ✓"}, {"clip_id": "b/00000", "v": [1, 2]}]
+    attrs = {"geovr_shard": 1, "clips": metas, "frame_arrays": ["depth"], "clip_arrays": []}
+    co, fo = np.array([0, 2, 5]), np.array([0, 10, 20, 30, 40, 50])
+    for ascii_only in (True, False):
+        raw = json.dumps({"attributes": attrs, "zarr_format": 3}, indent=2, ensure_ascii=ascii_only).encode()
+        idx = clip_index(raw, co, fo)
+        assert idx.shape == (2 + len(SPAN_ATTRS), 6)
+        assert [json.loads(raw[a:b]) for a, b in idx[:, :2]] == [*metas, 1, ["depth"], []]
+        assert idx[:2, 2:].tolist() == [[0, 2, 0, 20], [2, 5, 20, 50]]

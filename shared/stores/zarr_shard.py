@@ -137,23 +137,26 @@ def _skip(s: str, i: int, expect: str | None = None) -> int:
     return i
 
 
-def _members(s: str, i: int, dec: json.JSONDecoder) -> dict[str, tuple[int, int]]:
-    """``key -> (start, end)`` character spans of the values of the JSON object starting at ``s[i]``."""
+def _members(s: str, i: int, dec: json.JSONDecoder, inner: dict[str, Any] | None = None
+             ) -> tuple[dict[str, tuple[int, int]], int]:
+    """``(key -> (start, end) character span of its value, end)`` of the JSON object starting at ``s[i]``; the
+    value of a key in ``inner`` is walked by ``inner[key](s, start) -> end`` instead of parsed."""
     i = _skip(s, i, "{")
     out: dict[str, tuple[int, int]] = {}
     while s[i] != "}":
         key, i = dec.raw_decode(s, i)
         i = _skip(s, i, ":")
-        _, end = dec.raw_decode(s, i)
+        walk = (inner or {}).get(key)
+        end = walk(s, i) if walk is not None else dec.raw_decode(s, i)[1]
         out[key] = (i, end)
         i = _skip(s, end)
         if s[i] == ",":
             i = _skip(s, i + 1)
-    return out
+    return out, i + 1
 
 
-def _elements(s: str, i: int, dec: json.JSONDecoder) -> list[tuple[int, int]]:
-    """``(start, end)`` character spans of the elements of the JSON array starting at ``s[i]``."""
+def _elements(s: str, i: int, dec: json.JSONDecoder) -> tuple[list[tuple[int, int]], int]:
+    """``((start, end) character spans of the elements, end)`` of the JSON array starting at ``s[i]``."""
     i = _skip(s, i, "[")
     out = []
     while s[i] != "]":
@@ -162,16 +165,27 @@ def _elements(s: str, i: int, dec: json.JSONDecoder) -> list[tuple[int, int]]:
         i = _skip(s, end)
         if s[i] == ",":
             i = _skip(s, i + 1)
-    return out
+    return out, i + 1
 
 
 def clip_index(group_json: bytes, clip_offsets: np.ndarray, frame_offsets: np.ndarray) -> np.ndarray:
-    """The ``clip_index.npy`` rows (int64 ``[n + 3, 6]``) of a shard from its group ``zarr.json`` and offsets."""
+    """The ``clip_index.npy`` rows (int64 ``[n + 3, 6]``) of a shard from its group ``zarr.json`` and offsets
+    (one pass over the JSON: each record is parsed once, to find where it ends)."""
     n_clips = len(clip_offsets) - 1
     s = group_json.decode("utf-8")
     dec = json.JSONDecoder()
-    attrs = _members(s, _members(s, 0, dec)["attributes"][0], dec)
-    spans = _elements(s, attrs["clips"][0], dec)
+    found: dict[str, Any] = {}
+
+    def clips(s: str, i: int) -> int:
+        found["clips"], end = _elements(s, i, dec)
+        return end
+
+    def attributes(s: str, i: int) -> int:
+        found["attrs"], end = _members(s, i, dec, {"clips": clips})
+        return end
+
+    _members(s, 0, dec, {"attributes": attributes})
+    attrs, spans = found["attrs"], list(found["clips"])
     if len(spans) != n_clips:
         raise ValueError(f"group zarr.json holds {len(spans)} clip records, expected {n_clips}")
     spans += [attrs[k] for k in SPAN_ATTRS]
