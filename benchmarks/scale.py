@@ -11,8 +11,17 @@ Synthetic stores of ``--sizes`` tiny clips (2 frames, 8x12 JPEGs, small targets;
   index). The per-clip comparison itself (``check_clip_matches``, pure CPU) is not included:
   these synthetic clips carry no real sampling plan.
 - ``sample_ms``: mean wall time of ``TrainData.sample(position)`` over ``--samples`` positions in
-  the training order (random clips, so random shards), after ``--warmup`` samples.
-- ``x_vs_smallest``: ``sample_ms`` relative to the smallest size of the same format.
+  the training order (random clips, so random shards), after ``--warmup`` samples, with a fresh
+  reader: at 100 shards most samples are the first read of their shard, so this includes opening it.
+- ``again_ms``: the same positions read again (every shard handle already open: the steady state
+  of a long run, whose reader keeps its shard handles, ``StoreReader.max_open_bytes``).
+- ``x_vs_smallest`` / ``again_x``: ``sample_ms`` / ``again_ms`` relative to the smallest size of the
+  same format.
+
+All stores are written first, then measured in ``--rounds`` rounds, the sizes taking turns within
+each round (so a change of load on a shared machine hits them alike), each round with a fresh
+``TrainData`` and another epoch order; every figure is the median over the rounds. The load average
+is printed before and after the measurements.
 
 Goals (issue #15): start-up < 5 s at every size; per-sample overhead within 1.5x between the
 smallest and the largest size.
@@ -24,6 +33,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import statistics
 import sys
 import tempfile
 import time
@@ -50,12 +61,13 @@ def build_store(root: Path, fmt: str, n: int, per_shard: int) -> float:
     return time.perf_counter() - t0
 
 
-def measure(root: Path, samples: int, warmup: int) -> dict:
+def measure(root: Path, samples: int, warmup: int, seed: int) -> dict:
+    """One fresh ``TrainData`` (epoch order from ``seed``): start-up, metadata read, cold and repeated samples."""
     from geovr.train.config import DataConfig
     from geovr.train.data import TrainData
 
     t0 = time.perf_counter()
-    data = TrainData(DataConfig(stores=[str(root)], mix_clips_without_qa=True), seed=0)
+    data = TrainData(DataConfig(stores=[str(root)], mix_clips_without_qa=True), seed=seed)
     startup = time.perf_counter() - t0
     t0 = time.perf_counter()
     n_meta = sum(1 for _ in data.readers[0].iter_meta())
@@ -63,11 +75,13 @@ def measure(root: Path, samples: int, warmup: int) -> dict:
     assert n_meta == len(data.readers[0])
     for p in range(warmup):
         data.sample(p)
-    t0 = time.perf_counter()
-    for p in range(warmup, warmup + samples):
-        data.sample(p)
-    per = (time.perf_counter() - t0) / samples
-    return {"startup_s": startup, "meta_read_s": meta_read, "sample_ms": per * 1e3}
+    out = {"startup_s": startup, "meta_read_s": meta_read}
+    for key in ("sample_ms", "again_ms"):
+        t0 = time.perf_counter()
+        for p in range(warmup, warmup + samples):
+            data.sample(p)
+        out[key] = (time.perf_counter() - t0) / samples * 1e3
+    return out
 
 
 def main() -> None:
@@ -78,23 +92,35 @@ def main() -> None:
     ap.add_argument("--clips-per-shard", type=int, default=1000, help="Clips per shard (extraction default scale).")
     ap.add_argument("--samples", type=int, default=300, help="Samples timed per store.")
     ap.add_argument("--warmup", type=int, default=20, help="Samples read before timing.")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="Fresh readers per store, the sizes taking turns each round; medians are reported.")
     ap.add_argument("--dir", default=None, help="Where to write the stores (default: a temporary folder).")
     args = ap.parse_args()
     sizes = sorted(set(args.sizes + ([100_000] if args.big else [])))
     print(f"machine: {machine()}")
     rows = []
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        written = {}
+        for fmt in args.formats:
+            for n in sizes:
+                written[fmt, n] = build_store(Path(tmp) / f"{fmt}-{n}", fmt, n, args.clips_per_shard)
+                print(f"wrote {fmt} {n} clips in {written[fmt, n]:.3g} s", flush=True)
+        print(f"load average before measuring: {os.getloadavg()[0]:.2f}", flush=True)
+        got: dict[tuple[str, int], list[dict]] = {key: [] for key in written}
+        for r in range(args.rounds):  # sizes take turns, so a change in load hits them alike
+            for key in written:
+                got[key].append(measure(Path(tmp) / f"{key[0]}-{key[1]}", args.samples, args.warmup, seed=r))
         for fmt in args.formats:
             base = None
             for n in sizes:
-                root = Path(tmp) / f"{fmt}-{n}"
-                write_s = build_store(root, fmt, n, args.clips_per_shard)
-                m = measure(root, args.samples, args.warmup)
-                base = base or m["sample_ms"]
-                rows.append({"format": fmt, "clips": n, "shards": -(-n // args.clips_per_shard), "write_s": write_s,
-                             **m, "x_vs_smallest": m["sample_ms"] / base})
-                print(table(rows[-1:], list(rows[-1])), flush=True)
-    cols = ["format", "clips", "shards", "write_s", "startup_s", "meta_read_s", "sample_ms", "x_vs_smallest"]
+                m = {k: statistics.median(x[k] for x in got[fmt, n]) for k in got[fmt, n][0]}
+                base = base or m
+                rows.append({"format": fmt, "clips": n, "shards": -(-n // args.clips_per_shard),
+                             "write_s": written[fmt, n], **m, "x_vs_smallest": m["sample_ms"] / base["sample_ms"],
+                             "again_x": m["again_ms"] / base["again_ms"]})
+        print(f"load average after measuring: {os.getloadavg()[0]:.2f}")
+    cols = ["format", "clips", "shards", "write_s", "startup_s", "meta_read_s", "sample_ms", "again_ms",
+            "x_vs_smallest", "again_x"]
     print("\n" + table(rows, cols))
     worst_start = max(r["startup_s"] + r["meta_read_s"] for r in rows)
     worst_x = max(r["x_vs_smallest"] for r in rows)

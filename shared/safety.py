@@ -19,6 +19,7 @@ import numpy as np
 __all__ = [
     "CorruptStoreError",
     "IncompatibleStoreError",
+    "LocalFileChecker",
     "NotFinalizedError",
     "StoreError",
     "TarLimits",
@@ -134,6 +135,49 @@ def check_regular_file(path: str, fs: Any = None, root: str | None = None) -> No
         raise CorruptStoreError(f"{path}: file is missing") from e
     if info.get("type") != "file" or info.get("islink"):
         raise UnsafeContentError(f"{path}: is a {info.get('type')!r}, not a plain file; refused")
+
+
+class LocalFileChecker:
+    """``check_regular_file(path, None, root)`` for many local files under one ``root`` (one shard's files): the
+    root's real path is resolved once and each folder's once (one ``lstat`` per folder, ``realpath`` only where a
+    folder is a symlink), instead of a full ``realpath`` of the file and of the root per call (~80 µs each).
+    Meant to live for one check of one shard: a folder swapped for a symlink afterwards is seen by the next one."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.normpath(root)
+        self.real_root = os.path.realpath(root)
+        self._dirs: dict[str, str] = {self.root: self.real_root}
+
+    def _real_dir(self, d: str) -> str:
+        real = self._dirs.get(d)
+        if real is None:
+            parent, name = os.path.split(d)
+            if not name or parent == d:
+                real = os.path.realpath(d)
+            else:
+                try:
+                    st = os.lstat(d)
+                except FileNotFoundError as e:
+                    raise CorruptStoreError(f"{d}: folder is missing") from e
+                real = os.path.realpath(d) if stat.S_ISLNK(st.st_mode) else os.path.join(self._real_dir(parent), name)
+            self._dirs[d] = real
+        return real
+
+    def check(self, path: str) -> os.stat_result:
+        """Refuse what ``check_regular_file`` refuses; return the file's ``lstat`` (that of a plain file)."""
+        path = os.path.normpath(path)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError as e:
+            raise CorruptStoreError(f"{path}: file is missing") from e
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafeContentError(f"{path}: is a symlink; store files must be plain files")
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeContentError(f"{path}: is a FIFO, device, socket or folder, not a plain file; refused")
+        real = os.path.join(self._real_dir(os.path.dirname(path)), os.path.basename(path))
+        if os.path.commonpath([real, self.real_root]) != self.real_root:
+            raise UnsafeContentError(f"{path}: resolves to {real}, outside the store {self.root} (symlinked folder)")
+        return st
 
 
 def read_bounded(f: Any, max_bytes: int) -> bytes:

@@ -18,7 +18,7 @@ CASES = {
     "video_read.py": (["--seconds", "2", "--gop", "10", "--repeat", "1"], "speedup"),
     "cached_vs_online.py": (["--div", "32", "--frames", "2", "--steps", "1"], "FLOP-ideal online/cached (this config)"),
     "flops.py": ([], "FLOP-ideal online/cached"),
-    "scale.py": (["--sizes", "20", "60", "--clips-per-shard", "10", "--samples", "10", "--warmup", "2"],
+    "scale.py": (["--sizes", "20", "60", "--clips-per-shard", "10", "--samples", "10", "--warmup", "2", "--rounds", "1"],
                  "per-sample overhead"),
 }
 

@@ -92,8 +92,21 @@ def test_object_npy_inside_store_tar_refused(tmp_path) -> None:
         members = [(m.name, "file", tf.extractfile(m).read()) for m in tf]
     members = [(n, k, npy(np.array([object()], dtype=object)) if n.endswith(".depth.npy") else d) for n, k, d in members]
     make_tar(tar, members)
-    with pytest.raises(UnsafeContentError, match=r"r000-00000\.tar:a__00000\.depth\.npy"):
-        StoreReader(tmp_path, verify_shards=False)["a/00000"]
+    # made consistent again as a careful attacker would (offset index, sidecar, index.json), so only the .npy
+    # content itself is wrong
+    import json
+
+    from geovr.shared.stores.sidecar import file_entries
+    from geovr.shared.stores.wds_index import INDEX_SUFFIX, build_wds_index
+
+    tar.with_name("r000-00000" + INDEX_SUFFIX).write_bytes(build_wds_index(str(tar)))
+    side = tmp_path / "shards" / "r000-00000.json"
+    side.write_text(json.dumps({**json.loads(side.read_text()),
+                                "files": [vars(f) for f in file_entries(str(tmp_path / "shards"), "r000-00000", "wds")]}))
+    finalize_store(tmp_path)
+    for verify in (False, True):
+        with pytest.raises(UnsafeContentError, match=r"r000-00000\.tar:a__00000\.depth\.npy"):
+            StoreReader(tmp_path, verify_shards=verify)["a/00000"]
 
 
 def test_json_bounds(tmp_path) -> None:

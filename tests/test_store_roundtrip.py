@@ -133,31 +133,31 @@ def test_header_mismatch_names_fields(tmp_path) -> None:
     StoreWriter(tmp_path, type(h)(**{**h.__dict__, "created_by": {"geovr": "other"}}))
 
 
-def test_zarr_shard_files_are_zarrs_own_and_hashed_as_written(tmp_path, monkeypatch) -> None:
+def test_zarr_shard_files_are_zarrs_own_and_hashed_as_written(tmp_path) -> None:
     """The shard is encoded in a MemoryStore and written by us: the same files, byte for byte, as zarr's
-    LocalStore writes, and the returned sizes/sha256 are those of the files on disk."""
+    LocalStore writes (plus the clip index), and the returned sizes/sha256 are those of the files on disk."""
     import hashlib
     import os
 
     import zarr
+    from zarr.core.sync import sync
 
     from geovr.shared.stores.clipcodec import clip_to_parts
-    from geovr.shared.stores.zarr_shard import encode_zarr_shard, write_zarr_shard
+    from geovr.shared.stores.zarr_shard import INDEX_FILE, _group_arrays, _write_group, write_zarr_shard
 
     header = make_header("zarr", dtype="int8")
     clips = [make_clip(f"c{i}", header, seed=i) for i in range(3)]
     parts = [clip_to_parts(c, header) for c in clips]
     args = ([p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts], [c.frames for c in clips])
     written = write_zarr_shard(str(tmp_path / "ours"), *args)
-    local = zarr.storage.LocalStore(str(tmp_path / "zarrs"))
-    monkeypatch.setattr(zarr.storage, "MemoryStore", lambda _files: local)  # zarr writes its own files
-    encode_zarr_shard(*args)
+    sync(_write_group(zarr.storage.LocalStore(str(tmp_path / "zarrs")), *_group_arrays(*args)))  # zarr's own files
 
     def tree(root):
         return {os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()
                 for d, _, fs in os.walk(root) for f in fs}
 
     ours, zarrs = tree(tmp_path / "ours"), tree(tmp_path / "zarrs")
-    assert len(ours) > 10 and ours == zarrs
+    assert INDEX_FILE in ours and len(zarrs) > 10
+    assert {k: v for k, v in ours.items() if k != INDEX_FILE} == zarrs
     assert [k for k, _, _ in written] == sorted(ours)
     assert all(size == len(ours[k]) and digest == hashlib.sha256(ours[k]).hexdigest() for k, size, digest in written)

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import io
 import os
+from collections import OrderedDict
 from collections.abc import Container, Iterator
 from typing import Any
 
 from geovr.shared.hashing import sha256_bytes, sha256_file
 from geovr.shared.manifest import Manifest, ShardEntry, StoreHeader, header_differences
-from geovr.shared.safety import CorruptStoreError, IncompatibleStoreError, TarLimits, check_regular_file
+from geovr.shared.safety import (
+    CorruptStoreError,
+    IncompatibleStoreError,
+    LocalFileChecker,
+    TarLimits,
+    check_regular_file,
+)
 from geovr.shared.schema import ClipTargets
 from geovr.shared.stores.clipcheck import ReadLimits, check_arrays, check_frames, check_meta, check_shape
 from geovr.shared.stores.clipcodec import clip_from_parts
 from geovr.shared.stores.fsio import resolve
-from geovr.shared.stores.hashcache import HashCache
+from geovr.shared.stores.hashcache import HashCache, local_stamp
 from geovr.shared.stores.verify import load_manifest, verify_store
 from geovr.shared.stores.wds_index import INDEX_SUFFIX, verify_tar_index
 from geovr.shared.stores.wds_shard import WdsShardReader, clip_key
-from geovr.shared.stores.zarr_shard import ZarrShardReader, read_zarr_metas
+from geovr.shared.stores.zarr_shard import INDEX_FILE, ZarrShardReader, read_zarr_metas
 
 __all__ = ["StoreReader"]
 
@@ -76,9 +83,15 @@ class StoreReader:
         self.failures: dict[str, str] = {}
         """``clip_id -> reason`` of clips that failed extraction."""
         self._load_table()
-        self._shards: dict[str, Any] = {}
-        self.max_open_shards = 16
-        """Shard readers kept open (oldest dropped first); each holds its shard's metadata, no file handle."""
+        self._shards: OrderedDict[str, Any] = OrderedDict()
+        self._shard_bytes: dict[str, int] = {}
+        self._hash_cache: HashCache | None = None
+        self._array_metas: dict[bytes, Any] = {}
+        self.max_open_shards = 65536
+        """Shard handles kept open (least recently used dropped first); no file handle is held. A handle
+        costs ~100 KB per 1000-clip indexed Zarr shard, 32 bytes per clip for WebDataset, see ``nbytes``."""
+        self.max_open_bytes = 256 << 20
+        """Memory bound of the kept handles together (their ``nbytes``), least recently used dropped first."""
 
     def _load_table(self) -> None:
         from geovr.shared.tables import read_rows
@@ -115,12 +128,17 @@ class StoreReader:
         ``CorruptStoreError`` / ``UnsafeContentError`` naming the file otherwise. A WebDataset tar with an offset
         index is hashed in the same pass that rebuilds its index from the tar's headers (``verify_tar_index``):
         a duplicate or appended member, or an index that does not describe the tar, is refused here too.
-        Verified file versions are remembered in the hash cache (``HashCache``) only when the whole shard passed."""
+        Verified file versions are remembered in the hash cache (``HashCache``) only when the whole shard passed;
+        the reader loads its store's cache once and shares it across shards (saved when a file was hashed)."""
         if name in self._verified:
             return
         entry = self._entries[name]
         own = cache is None
-        cache = cache or HashCache.for_store(self.root, self.fs, self.is_local)
+        if cache is None:
+            if self._hash_cache is None:
+                self._hash_cache = HashCache.for_store(self.root, self.fs, self.is_local)
+            cache = self._hash_cache
+        checker = LocalFileChecker(self.root) if self.is_local else None
         tar_name = f"{name}.tar"
         index_name = f"{name}{INDEX_SUFFIX}"
         names = {f.path for f in entry.files}
@@ -128,8 +146,11 @@ class StoreReader:
         todo = []  # (entry, path, stamp) of the files the cache does not vouch for; the tar last
         for f in sorted(entry.files, key=lambda f: f.path == tar_name):
             path = f"{self.root}/shards/{f.path}"
-            check_regular_file(path, self.fs, self.root if self.is_local else None)
-            stamp = cache.stamp(self.fs, path)
+            if checker is not None:  # local: one lstat per file and folder; a plain file's lstat is its stat
+                stamp = local_stamp(checker.check(path))
+            else:
+                check_regular_file(path, self.fs, None)
+                stamp = cache.stamp(self.fs, path)
             if int(stamp[0]) != f.bytes:
                 raise CorruptStoreError(f"{path}: {stamp[0]} bytes, index.json says {f.bytes} (truncated or rewritten)")
             # a tar is checked against its index again whenever either of the two changed
@@ -187,22 +208,42 @@ class StoreReader:
 
     def _check_plain(self, name: str) -> None:
         """Every file of shard ``name`` is a plain file inside the store (no hashing: metadata-only reads)."""
+        checker = LocalFileChecker(self.root) if self.is_local else None
         for f in self._entries[name].files:
-            check_regular_file(f"{self.root}/shards/{f.path}", self.fs, self.root if self.is_local else None)
+            path = f"{self.root}/shards/{f.path}"
+            if checker is not None:
+                checker.check(path)
+            else:
+                check_regular_file(path, self.fs, None)
 
     def _shard(self, name: str, verify: bool | None = None) -> Any:
         if verify if verify is not None else self.verify_shards:
             self.verify_shard(name)  # once per reader (a no-op afterwards)
         elif name not in self._verified:
             self._check_plain(name)
-        if name not in self._shards:
-            if len(self._shards) >= self.max_open_shards:
-                self._shards.pop(next(iter(self._shards)))
-            if self.header.format == "zarr":
-                self._shards[name] = ZarrShardReader(f"{self.url}/shards/{name}", self.is_local)
-            else:
-                self._shards[name] = self._wds_shard(name)
-        return self._shards[name]
+        shard = self._shards.get(name)
+        if shard is not None:
+            self._shards.move_to_end(name)
+            return shard
+        shard = self._zarr_shard(name) if self.header.format == "zarr" else self._wds_shard(name)
+        self._shards[name] = shard
+        self._shard_bytes[name] = int(shard.nbytes)
+        total = sum(self._shard_bytes.values())
+        while len(self._shards) > 1 and (len(self._shards) > self.max_open_shards or total > self.max_open_bytes):
+            old, _ = self._shards.popitem(last=False)
+            total -= self._shard_bytes.pop(old)
+        return shard
+
+    def _zarr_shard(self, name: str) -> ZarrShardReader:
+        """The Zarr group of shard ``name``: opened through its ``clip_index.npy`` when the manifest lists one."""
+        url = f"{self.url}/shards/{name}"
+        entry = self._entries[name]
+        files = {f.path: f for f in entry.files}
+        group = files.get(f"{name}/zarr.json")
+        if f"{name}/{INDEX_FILE}" not in files or group is None:
+            return ZarrShardReader(url, self.is_local)
+        return ZarrShardReader(url, self.is_local, fs=self.fs, index=f"{self.root}/shards/{name}/{INDEX_FILE}",
+                               group_bytes=group.bytes, n_clips=entry.samples, meta_cache=self._array_metas)
 
     def _wds_shard(self, name: str) -> WdsShardReader:
         """The tar of shard ``name``: indexed (one ranged read per clip) when the manifest lists its index."""
@@ -228,15 +269,15 @@ class StoreReader:
         if self.header.format == "zarr":
             if row >= len(shard):
                 raise CorruptStoreError(f"{where}: row {row} beyond the shard's {len(shard)} clips")
-            s, fhw, hw = check_meta(shard.metas[row], where, lim)
-            if int(shard.offsets[row + 1] - shard.offsets[row]) != s:
-                raise CorruptStoreError(f"{where}: clip_offsets give {int(shard.offsets[row + 1] - shard.offsets[row])} "
-                                        f"frames, metadata {s}")
+            record = shard.meta(row)
+            s, fhw, hw = check_meta(record, where, lim)
+            if shard.num_frames(row) != s:
+                raise CorruptStoreError(f"{where}: clip_offsets give {shard.num_frames(row)} frames, metadata {s}")
 
             def pre(n: str, dtype: Any, shape: tuple[int, ...], per_frame: bool) -> None:
                 check_shape(n, dtype, shape, s, hw, self.header, where, lim, per_frame)
 
-            meta, arrays, frames = shard.read(row, check=pre, max_frame_bytes=lim.max_frame_bytes)
+            meta, arrays, frames = shard.read(row, check=pre, max_frame_bytes=lim.max_frame_bytes, meta=record)
         else:
             meta, arrays, frames = shard.read_key(clip_key(clip_id), row)
             s, fhw, hw = check_meta(meta, where, lim)

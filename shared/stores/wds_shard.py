@@ -118,6 +118,13 @@ class WdsShardReader:
             return
         self._scan()
 
+    @property
+    def nbytes(self) -> int:
+        """Approximate memory this open handle keeps: the index rows (32 bytes per clip), or ~150 bytes per
+        member of a scanned (unindexed) tar."""
+        n = 512 + (self.ranges.nbytes if self.ranges is not None else 0)
+        return n + 150 * sum(len(v) for v in self.index.values())
+
     def _check_trailer(self, end: int, size: int) -> None:
         """Bytes ``[end, size)`` of the tar (after its last sample) must be at most ``MAX_TRAILER`` zero bytes."""
         if size - end > MAX_TRAILER:
