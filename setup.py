@@ -22,8 +22,12 @@ for name, folder in PACKAGE_DIRS.items():
     packages.append(name)
     packages += [f"{name}.{sub}" for sub in find_packages(folder)]
 
+# data-only folders shipped as packages of their own (setuptools would otherwise warn that they are importable
+# but not listed)
+packages += ["geovr.shared.schemas", "geovr.train.recipes"]
+
 setup(
     packages=packages,
     package_dir=PACKAGE_DIRS,
-    package_data={"geovr.shared": ["schemas/*.json"], "geovr.train": ["recipes/*.yaml"]},
+    package_data={"geovr.shared.schemas": ["*.json"], "geovr.train.recipes": ["*.yaml"]},
 )
