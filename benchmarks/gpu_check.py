@@ -378,8 +378,14 @@ def gpu_run(setup: Setup, frames: int, steps: int, proc_dir: Path) -> None:  # n
           f"({per_frame} merged tokens per frame, {llm_tokens} LLM tokens), teachers {teacher_flops / 1e12:.4g} TFLOP")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line and exit 2, as every geovr command
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = _Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, help="Frames per clip (default: 32, the paper's; --smoke: 2).")
     ap.add_argument("--steps", type=int, help="Timed iterations per row, median reported (default: 3; --smoke: 1).")
     mode = ap.add_mutually_exclusive_group()

@@ -80,6 +80,9 @@ def test_gpu_check_missing_package_needs_wheels(env, tmp_path):
                          env={**env, "PYTHON": str(fake)}, capture_output=True, text=True, timeout=120)
     assert "installing deepspeed from" in res.stderr  # offline install from the folder was attempted
     assert res.returncode == 2 and "error: --frames" in res.stderr  # then the script ran (usage error: fast)
+    res = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), "--smoke", "--dry-run"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.startswith("error: ") and res.stderr.count("\n") == 1, res.stderr
 
 
 def test_gpu_wheels_usage_errors_before_any_download(tmp_path):
