@@ -3,10 +3,13 @@ the same step running the teachers online (the paper's official design).
 
 - Teachers: counted exactly by ``torch.utils.flop_counter.FlopCounterMode`` running geovr's
   VGGT-1B (aggregator + camera head + DPT depth head) and transformers' Depth Anything V2 Large
-  (metric) on **meta tensors** at 504x378 (no weights, no compute, seconds on a CPU).
+  (metric) on **meta tensors** at 504x392 (no weights, no compute, seconds on a CPU): the ``stretch`` teacher
+  input of a 640x480 source (docs/architecture.md).
 - Student (Qwen3-VL-2B, frozen vision tower): analytic, multiply-adds x 2 of the matmuls and
-  attention, forward + backward = 3x forward for the LLM (LM head over the full vocabulary
-  included), forward only for the vision tower; norms/softmax ignored.
+  attention, forward + backward = 3x forward for the LLM, forward only for the vision tower; norms/softmax
+  ignored. The LM head (full vocabulary) is counted where geovr runs it: only at the positions whose next
+  token is supervised (``ANSWER_TOKENS``; transformers' ``logits_to_keep``), not at every position as a
+  full-logits forward (the paper's code) would.
 
 ``cached_vs_online.py`` prints these next to its measured ratio.
 
@@ -44,10 +47,17 @@ class ViT:
         return self.layers * n_seqs * 4 * seq * seq * self.dim  # QK^T and AV
 
 
+ANSWER_TOKENS = 16
+"""Supervised tokens per sample assumed for the LM head: a VSI-590K answer (a number, a word or an option letter)
+with its ``<|im_end|>`` and newline is a handful of tokens."""
+
+
 def student_step(llm: ViT, vision: ViT, llm_tokens: int, vision_patches: int, vision_seqs: int,
-                 vocab: int = 151936) -> float:
-    """Student step FLOPs: frozen vision tower forward only + LLM (with LM head) forward and backward (3x)."""
-    fwd_llm = llm.linear(llm_tokens) + llm.attention(llm_tokens, 1) + 2 * llm.dim * vocab * llm_tokens
+                 vocab: int = 151936, lm_tokens: int | None = ANSWER_TOKENS) -> float:
+    """Student step FLOPs: frozen vision tower forward only + LLM forward and backward (3x), its LM head over
+    ``lm_tokens`` positions (``None``: every position, a full-logits forward)."""
+    lm = llm_tokens if lm_tokens is None else min(lm_tokens, llm_tokens)
+    fwd_llm = llm.linear(llm_tokens) + llm.attention(llm_tokens, 1) + 2 * llm.dim * vocab * lm
     fwd_vis = vision.linear(vision_patches) + vision.attention(vision_patches // vision_seqs, vision_seqs)
     return fwd_vis + 3 * fwd_llm
 
@@ -84,18 +94,20 @@ def depth_anything_config(hidden: int, layers: int, heads: int, out_indices: lis
                                fusion_hidden_size=fusion, depth_estimation_type="metric", max_depth=20)
 
 
-def hf_student_step(config, llm_tokens: int, vision_patches: int, groups: int) -> float:
+def hf_student_step(config, llm_tokens: int, vision_patches: int, groups: int,
+                    lm_tokens: int | None = ANSWER_TOKENS) -> float:
     """``student_step`` of a transformers Qwen3-VL-style config (``text_config``, ``vision_config``): ``llm_tokens``
-    in the LLM, ``vision_patches`` patches in ``groups`` temporal groups in the vision tower."""
+    in the LLM (the LM head at ``lm_tokens`` of them), ``vision_patches`` patches in ``groups`` temporal groups in
+    the vision tower."""
     t, v = config.text_config, config.vision_config
     head_dim = getattr(t, "head_dim", None) or t.hidden_size // t.num_attention_heads
     llm = ViT(t.num_hidden_layers, t.hidden_size, t.intermediate_size, 0, swiglu=True,
               kv_dim=t.num_key_value_heads * head_dim)
     vision = ViT(v.depth, v.hidden_size, v.intermediate_size, 0)
-    return student_step(llm, vision, llm_tokens, vision_patches, groups, vocab=t.vocab_size)
+    return student_step(llm, vision, llm_tokens, vision_patches, groups, vocab=t.vocab_size, lm_tokens=lm_tokens)
 
 
-def counted_teachers(frames: int, hw: tuple[int, int] = (378, 504), vggt_config=None, metric_config=None,
+def counted_teachers(frames: int, hw: tuple[int, int] = (392, 504), vggt_config=None, metric_config=None,
                      layers: tuple[int, ...] = (4, 11, 17, 23)) -> tuple[float, float]:
     """``(VGGT forward, Depth Anything forward)`` FLOPs on ``frames`` frames of ``hw``, counted on meta tensors
     (default configs: VGGT-1B and Depth Anything V2 Large)."""

@@ -11,8 +11,8 @@
    autocast, run inside each step as the paper's code does). Step time and peak memory, side by
    side in one process (cached first, so its peak excludes the teachers), against the FLOP-ideal
    ratio ``(student + teachers) / student`` of the measured configuration with the FLOP model of
-   ``benchmarks/flops.py`` (analytic student step, teachers counted on meta tensors; 2.00x at the
-   paper's 32 frames).
+   ``benchmarks/flops.py`` (analytic student step with the LM head at the supervised positions, teachers
+   counted on meta tensors; 2.17x at the paper's 32 frames).
 
 Inputs are built in memory (random frames; no video decoding). Each row prints as soon as it is
 measured, and a row that runs out of GPU memory reads ``OOM`` instead of ending the run.
@@ -366,7 +366,8 @@ def gpu_run(setup: Setup, frames: int, steps: int, proc_dir: Path) -> None:  # n
 
     grid = sample["inputs"]["video_grid_thw"][0]  # temporal groups, patch rows, patch columns
     llm_tokens, per_frame = int(sample["inputs"]["input_ids"].shape[1]), int(grid[1] * grid[2]) // merge ** 2
-    student_flops = hf_student_step(student.hf_model.config, llm_tokens, int(grid.prod()), int(grid[0]))
+    supervised = int((sample["labels"][0][1:] != -100).sum())  # the LM head runs only there (GeoStudent)
+    student_flops = hf_student_step(student.hf_model.config, llm_tokens, int(grid.prod()), int(grid[0]), supervised)
     teacher_flops = sum(counted_teachers(frames, setup.teacher_hw, setup.vggt, setup.metric, setup.layers))
     ideal = (student_flops + teacher_flops) / student_flops
     print()
