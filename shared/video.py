@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,15 +115,33 @@ def count_frames(path: str | Path) -> tuple[int, float]:
     return count, fps
 
 
+_PROBED: OrderedDict[tuple, SourceInfo] = OrderedDict()
+"""Recent :func:`probe` results of video files, keyed by the file's identity (path, device, inode, size, mtime)."""
+PROBE_CACHE = 64
+"""Video files whose probe is remembered per process: the clips of one long video (frame ranges of a corpus built
+from instructions) then demux and hash it once, not once per clip."""
+
+
 def probe(path: str | Path) -> SourceInfo:
-    """Frame count, fps and frame size of a source, and its content hash."""
+    """Frame count, fps and frame size of a source, and its content hash. A video file's result is remembered while
+    the file keeps its identity (a rewritten file, even of the same size, has a new mtime or inode)."""
     path = Path(path)
     if path.is_dir():
         files = _image_files(path)
         first = load_image(files[0])
         return SourceInfo(len(files), float("nan"), first.shape[:2], content_sha256(path))
+    _check_file(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key in _PROBED:
+        _PROBED.move_to_end(key)
+        return _PROBED[key]
     count, fps, hw = _count(path)
-    return SourceInfo(count, fps, hw, content_sha256(path))
+    info = SourceInfo(count, fps, hw, content_sha256(path))
+    _PROBED[key] = info
+    while len(_PROBED) > PROBE_CACHE:
+        _PROBED.popitem(last=False)
+    return info
 
 
 def load_image(path: Path, hw: tuple[int, int] | None = None) -> np.ndarray:

@@ -61,3 +61,25 @@ def test_a_truncated_video_names_the_missing_frames(long_video, tmp_path):
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(VideoError, match="cut.mp4"):
         read_frames(cut, np.array([0, 299]))
+
+
+def test_probe_is_remembered_per_file_identity(long_video, tmp_path, monkeypatch):
+    """The clips of one long video probe (demux + hash) it once; a rewritten file is probed again."""
+    import os
+    import shutil
+
+    calls = []
+    real = video.content_sha256
+    monkeypatch.setattr(video, "content_sha256", lambda p: calls.append(p) or real(p))
+    path = tmp_path / "v.mp4"
+    shutil.copy(long_video, path)
+    first = video.probe(path)
+    assert video.probe(path) == first and video.probe(str(path)) == first and len(calls) == 1
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # rewritten in place (truncated): probed again, and refused
+    with pytest.raises(VideoError):
+        video.probe(path)
+    path.write_bytes(data)  # the same bytes again, same size: the new mtime still misses
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert video.probe(path) == first and len(calls) == 2
