@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import multiprocessing
+import multiprocessing.queues
 import pickle
 import queue
 import signal
@@ -239,12 +240,23 @@ def _child_main(clips_per_shard: int, fmt: str, q: Any, conn: Any) -> None:
         conn.close()
 
 
+class _Queue(multiprocessing.queues.Queue):
+    """A ``multiprocessing`` queue that keeps the first error of its feeder thread (an item that cannot be
+    pickled, ``MemoryError``) instead of only printing it: the item never reaches the child."""
+
+    feed_error: BaseException | None = None
+
+    def _on_queue_feeder_error(self, e: BaseException, obj: Any) -> None:  # type: ignore[override]
+        if self.feed_error is None:
+            self.feed_error = e
+
+
 class _ProcessWriter:
     """The assembler in a forked child process (see the module docstring)."""
 
     def __init__(self, clips_per_shard: int, fmt: str) -> None:
         ctx = multiprocessing.get_context("fork")
-        self.q = ctx.Queue(maxsize=2 * clips_per_shard)
+        self.q = _Queue(maxsize=2 * clips_per_shard, ctx=ctx)
         self._recv, send = ctx.Pipe(duplex=False)
         self.proc = ctx.Process(target=_child_main, args=(clips_per_shard, fmt, self.q, send),
                                 name="geovr-shard-writer", daemon=True)
@@ -256,8 +268,11 @@ class _ProcessWriter:
         self._ended = False
 
     def _take(self, timeout: float) -> bool:
-        """Read the child's report if one is there within ``timeout`` s; True once the child is finished."""
-        if self._gone:
+        """Read the child's report if one is there within ``timeout`` s; True once the child is finished
+        (or an item could not be sent to it: the job must stop, ``abort`` ends the child)."""
+        if self.q.feed_error is not None and self._error is None:
+            self._error = self.q.feed_error
+        if self._gone or self._error is not None:
             return True
         if not self._recv.poll(timeout):
             return False
@@ -317,6 +332,8 @@ class _ProcessWriter:
                 if not self._gone:
                     self._error = RuntimeError(f"the shard writer process exited (code {self.proc.exitcode})")
                     self._gone = True
+        if not self._gone:  # an item never reached the child (it was not told the job ended): stop it
+            self.proc.kill()
         self.proc.join()
         self.q.close()
         if self._error is not None:

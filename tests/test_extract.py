@@ -5,6 +5,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -261,3 +262,46 @@ def test_a_job_refused_after_its_helpers_started_leaves_none_behind(synth_corpus
     assert {p.pid for p in multiprocessing.active_children()} == before
     assert not list((tmp_path / "store").glob(".lock-*"))  # released: another job may start at once
     assert _extract(synth_corpus, tmp_path / "store", fmt="wds").skipped == 2
+
+
+class _Unsendable:
+    """A queue item the writer process cannot be sent (pickling fails in the queue's feeder thread)."""
+
+    def __reduce__(self):
+        raise MemoryError("no memory to pickle this item")
+
+
+def test_an_item_that_cannot_reach_the_writer_process_fails_the_job(tmp_path):
+    """multiprocessing's queue pickles in a feeder thread and only prints what fails there: the clip would be
+    counted as stored, never written, and the job would end with exit 0."""
+    from geovr.extract.shardwriter import start_shard_writer
+    from geovr.shared.stores import ClipFailure, StoreWriter
+    from geovr.shared.stores.testing import make_header
+
+    writer = StoreWriter(tmp_path / "store", make_header("zarr", "fp16"))
+    sw = start_shard_writer(1, "process", "zarr")
+    try:
+        sw.open(writer)
+        sw.put(("failure", ClipFailure(clip_id="a", uri="a.mp4", reason="r")))
+        sw.put(("failure", _Unsendable()))
+        deadline = time.monotonic() + 10
+        while sw.q.feed_error is None and time.monotonic() < deadline:  # the feeder thread has dropped it
+            time.sleep(0.01)
+        outcome: list = []
+
+        def finish():
+            try:
+                outcome.append(sw.finish())
+            except RuntimeError as exc:
+                outcome.append(exc)
+
+        t = threading.Thread(target=finish, daemon=True)
+        t.start()
+        t.join(15)  # finish must not wait for a child that was never told the job ended
+        assert outcome and isinstance(outcome[0], RuntimeError), outcome
+        assert "shard writer failed: no memory to pickle" in str(outcome[0])
+        assert isinstance(outcome[0].__cause__, MemoryError)
+        assert not sw.proc.is_alive()
+    finally:
+        sw.abort()
+        writer.close()
