@@ -127,6 +127,7 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     lock = _lock_out(cfg)
     batches: Any = None
     sw: Any = None
+    writer: Any = None
     try:
         from geovr.extract.shardwriter import start_shard_writer
         from geovr.shared.stores.writer import committed_status
@@ -152,6 +153,8 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
         if sw is not None:
             sw.abort()
         batches = None  # the last reference: the DataLoader shuts its workers down
+        if writer is not None:  # it holds the prefix lock too
+            writer.close()
         lock.release()
         raise
     try:

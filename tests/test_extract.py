@@ -305,3 +305,18 @@ def test_an_item_that_cannot_reach_the_writer_process_fails_the_job(tmp_path):
     finally:
         sw.abort()
         writer.close()
+
+
+def test_a_job_failing_as_it_opens_the_store_frees_the_lock(synth_corpus, tmp_path, monkeypatch):
+    """The job's own StoreWriter holds the prefix lock too: a failure between its creation and the loop
+    (cleaning leftovers, handing the store to the writer) must close it, or the lock stays held."""
+    from geovr.shared.stores import StoreWriter
+
+    def broken(self):
+        raise PermissionError(13, "Permission denied", self.shards_dir)
+
+    monkeypatch.setattr(StoreWriter, "clean", broken)
+    with pytest.raises(PermissionError) as info:
+        _extract(synth_corpus, tmp_path / "store")
+    # released by the job itself, not by the writer's __del__ once the traceback (held here) is dropped
+    assert info.value.errno == 13 and not list((tmp_path / "store").glob(".lock-*"))
