@@ -149,13 +149,16 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
         writer = StoreWriter(cfg.out, header, shard_prefix=f"r{cfg.rank:03d}")  # shares this process's lock
         writer.clean()
         sw.open(writer)
-    except BaseException:
+    except BaseException as exc:
         if sw is not None:
             sw.abort()
         batches = None  # the last reference: the DataLoader shuts its workers down
         if writer is not None:  # it holds the prefix lock too
             writer.close()
         lock.release()
+        env = environment_problem(exc) if isinstance(exc, (OSError, RuntimeError)) else None
+        if env is not None:  # read-only store, full disk as it opens: exit 3 as in the loop below
+            raise env from exc
         raise
     try:
         return _run(cfg, sw, batches, len(mine), len(todo), teacher, layers, header, metric_model, t0)

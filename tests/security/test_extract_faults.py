@@ -284,6 +284,23 @@ def test_item13_disk_full_is_an_environment_problem(tmp_path, flat_teacher, monk
     assert verify_store(str(out)) == [] and sorted(StoreReader(out).clip_ids) == ["v0", "v1"]
 
 
+def test_read_only_store_while_the_job_starts_is_an_environment_problem(tmp_path, flat_teacher, monkeypatch) -> None:
+    """The store is opened after the decoding workers, the writer process and the teacher started: an
+    environment error there is exit 3 like one in the loop, not a traceback."""
+    import geovr.shared.stores.writer as writer_mod
+
+    folder(tmp_path / "v0", [(48, 60)] * 4)
+    path = corpus(tmp_path, [{"clip_id": "v0", "uri": "v0"}])
+
+    def read_only(root, header):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "store" / "header.json"))
+
+    monkeypatch.setattr(writer_mod, "open_or_create_header", read_only)
+    with pytest.raises(EnvironmentProblem, match=r"Read-only file system writing .*store/header.json"):
+        run_extract(cfg(path, tmp_path / "store"))
+    assert not list((tmp_path / "store").glob(".lock-*"))
+
+
 # ------------------------------------------------------------------ ground-truth scale, fit by the shard writer
 
 
