@@ -55,8 +55,11 @@ def ground_truth_scale(gt_dir: Path, frame_indices: np.ndarray, resize: ResizeSp
     path = gt_dir / "depth.npy"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: ground-truth depth missing")
-    metric = resample_nearest(np.load(path, allow_pickle=False, mmap_mode="r")[frame_indices].astype(np.float32),
-                              resize.crop_box, teacher_depth.shape[1:])
+    depth = np.load(path, allow_pickle=False, mmap_mode="r")
+    need = int(np.max(frame_indices)) + 1 if len(frame_indices) else 0
+    if depth.ndim != 3 or depth.shape[0] < need:  # untrusted: a bad file fails this clip, not the writer
+        raise ValueError(f"{path}: ground-truth depth is {depth.shape}, expected [frames >= {need}, H, W]")
+    metric = resample_nearest(depth[frame_indices].astype(np.float32), resize.crop_box, teacher_depth.shape[1:])
     return least_squares_scale(metric, teacher_depth, alignment_mask(teacher_depth, conf, metric))
 
 

@@ -318,3 +318,16 @@ def test_missing_ground_truth_depth_fails_that_clip_only(tmp_path, flat_teacher)
     finalize_store(out)
     clip = StoreReader(out)["v0"]
     assert clip.scale_source == "ground_truth" and clip.metric_scale == pytest.approx(3.0)
+
+
+def test_ground_truth_depth_with_too_few_frames_fails_that_clip_only(tmp_path, flat_teacher) -> None:
+    """The corpus's depth.npy is untrusted input read in the shard writer: one that is shorter than its video
+    fails that clip (recorded), it does not stop the writer and with it the whole job."""
+    folder(tmp_path / "v0", [(48, 60)] * 4)
+    folder(tmp_path / "v1", [(48, 60)] * 4)
+    (tmp_path / "gt0").mkdir()
+    np.save(tmp_path / "gt0" / "depth.npy", np.full((2, 48, 60), 3.0, np.float32))  # 2 frames, the video has 4
+    path = corpus(tmp_path, [{"clip_id": "v0", "uri": "v0", "gt_dir": "gt0"}, {"clip_id": "v1", "uri": "v1"}])
+    res = run_extract(cfg(path, tmp_path / "store", scale_from="ground_truth"))
+    assert res.stored == 1 and [c for c, _ in res.failed] == ["v0"]
+    assert "depth.npy" in res.failed[0][1] and "frames" in res.failed[0][1]
