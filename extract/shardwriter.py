@@ -20,6 +20,7 @@ ground-truth depth) fails alone.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import multiprocessing
@@ -115,6 +116,7 @@ class _ThreadWriter:
         self.q: queue.Queue = queue.Queue(maxsize=2 * clips_per_shard)
         self._error: BaseException | None = None
         self._ended = False
+        self._aborted = False
         self.thread = threading.Thread(target=self._run, daemon=True, name="geovr-shard-writer")
 
     def open(self, writer: Any) -> None:
@@ -124,9 +126,10 @@ class _ThreadWriter:
 
     def _run(self) -> None:
         try:
-            while (item := self.q.get()) is not None:
+            while (item := self.q.get()) is not None and not self._aborted:
                 self.asm.add(item)
-            self.asm.finish()
+            if not self._aborted:
+                self.asm.finish()
         except BaseException as exc:  # surfaced by the job's thread
             self._error = exc
 
@@ -160,7 +163,13 @@ class _ThreadWriter:
         return self.asm.build_failed
 
     def abort(self) -> None:
-        """Nothing to stop: the daemon thread ends with the process (unfinished shards stay uncommitted)."""
+        """Stop the thread after the shard it may be writing (the job is failing and frees the prefix lock
+        next); what it had not written stays uncommitted."""
+        self._aborted = True
+        if self.thread.is_alive():
+            with contextlib.suppress(queue.Full):  # wakes it on an empty queue; on a full one it sees the flag next
+                self.q.put_nowait(None)
+            self.thread.join()
 
 
 def _to_host(t: Any) -> Any:

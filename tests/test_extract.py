@@ -320,3 +320,22 @@ def test_a_job_failing_as_it_opens_the_store_frees_the_lock(synth_corpus, tmp_pa
         _extract(synth_corpus, tmp_path / "store")
     # released by the job itself, not by the writer's __del__ once the traceback (held here) is dropped
     assert info.value.errno == 13 and not list((tmp_path / "store").glob(".lock-*"))
+
+
+def test_a_failing_job_stops_its_writer_thread(synth_corpus, tmp_path, monkeypatch):
+    """Thread mode: a job that fails outside the writer (a bug, Ctrl-C) stops the writer thread before it
+    frees the prefix lock, as the process mode kills its child; the thread never lingers on the queue."""
+    import geovr.extract.teachers as teachers
+
+    real, calls = teachers.ClipContext, []
+
+    def context(**kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise TypeError("a bug in the job")
+        return real(**kw)
+
+    monkeypatch.setattr(teachers, "ClipContext", context)
+    with pytest.raises(TypeError, match="a bug in the job"):
+        _extract(synth_corpus, tmp_path / "store", shard_writer="thread")
+    assert not [t for t in threading.enumerate() if t.name == "geovr-shard-writer"]
