@@ -124,7 +124,13 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     rank, world = rank_from_env(cfg.rank, cfg.world_size)
     cfg = dataclasses.replace(cfg, rank=rank, world_size=world)  # resolved once: the lock, shards and share use it
     rows = read_corpus(cfg.corpus)
-    lock = _lock_out(cfg)
+    try:
+        lock = _lock_out(cfg)
+    except OSError as exc:  # the first write into --out: a read-only or full file system is exit 3
+        env = environment_problem(exc)
+        if env is not None:
+            raise env from exc
+        raise
     batches: Any = None
     sw: Any = None
     writer: Any = None

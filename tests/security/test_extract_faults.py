@@ -301,6 +301,21 @@ def test_read_only_store_while_the_job_starts_is_an_environment_problem(tmp_path
     assert not list((tmp_path / "store").glob(".lock-*"))
 
 
+def test_read_only_output_folder_is_an_environment_problem(tmp_path, flat_teacher, monkeypatch) -> None:
+    """Taking the prefix lock is the job's first write into --out: a read-only file system there is exit 3."""
+    import geovr.shared.stores.lock as lock_mod
+
+    folder(tmp_path / "v0", [(48, 60)] * 4)
+    path = corpus(tmp_path, [{"clip_id": "v0", "uri": "v0"}])
+
+    def read_only(root, prefix):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "store" / f".lock-{prefix}"))
+
+    monkeypatch.setattr(lock_mod, "PrefixLock", read_only)
+    with pytest.raises(EnvironmentProblem, match=r"Read-only file system writing .*store/.lock-r000"):
+        run_extract(cfg(path, tmp_path / "store"))
+
+
 # ------------------------------------------------------------------ ground-truth scale, fit by the shard writer
 
 
