@@ -122,7 +122,15 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     t0 = time.perf_counter()
     cfg.validate()
     rank, world = rank_from_env(cfg.rank, cfg.world_size)
-    cfg = dataclasses.replace(cfg, rank=rank, world_size=world)  # resolved once: the lock, shards and share use it
+    from geovr.shared.stores.fsio import resolve
+
+    if "://" in str(cfg.out) and not str(cfg.out).startswith("file://"):  # refused before anything loads
+        from geovr.shared.errors import UsageError
+
+        raise UsageError(f"--out {cfg.out}: extraction writes a local folder; publish remote copies with "
+                         "`geovr shards publish`")
+    out = resolve(cfg.out)[1]  # a file:// URL is its folder
+    cfg = dataclasses.replace(cfg, rank=rank, world_size=world, out=out)  # resolved once: lock, shards, share
     rows = read_corpus(cfg.corpus)
     try:
         lock = _lock_out(cfg)

@@ -339,3 +339,17 @@ def test_a_failing_job_stops_its_writer_thread(synth_corpus, tmp_path, monkeypat
     with pytest.raises(TypeError, match="a bug in the job"):
         _extract(synth_corpus, tmp_path / "store", shard_writer="thread")
     assert not [t for t in threading.enumerate() if t.name == "geovr-shard-writer"]
+
+
+def test_a_remote_or_file_url_output_is_handled_before_anything_loads(synth_corpus, tmp_path, monkeypatch):
+    """--out is a local folder: a remote URL is a usage error before the teacher loads (not a folder named
+    's3:' under the working directory), and a file:// URL is that folder."""
+    from geovr.shared.errors import UsageError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match="s3://bucket/store"):
+        _extract(synth_corpus, "s3://bucket/store")
+    assert not (tmp_path / "s3:").exists()
+    res = _extract(synth_corpus, f"file://{tmp_path}/local")
+    assert res.stored == 2 and not (tmp_path / "file:").exists()
+    assert len(list((tmp_path / "local" / "shards").glob("r000-*.json"))) == 2
