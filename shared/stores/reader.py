@@ -22,7 +22,7 @@ from geovr.shared.stores.clipcheck import ReadLimits, check_arrays, check_frames
 from geovr.shared.stores.clipcodec import clip_from_parts
 from geovr.shared.stores.fsio import resolve
 from geovr.shared.stores.hashcache import HashCache, local_stamp
-from geovr.shared.stores.verify import load_manifest, verify_store
+from geovr.shared.stores.verify import list_store_files, load_manifest, verify_store
 from geovr.shared.stores.wds_index import INDEX_SUFFIX, verify_tar_index
 from geovr.shared.stores.wds_shard import WdsShardReader, clip_key
 from geovr.shared.stores.zarr_shard import INDEX_FILE, ZarrShardReader, read_zarr_metas
@@ -143,6 +143,15 @@ class StoreReader:
         index_name = f"{name}{INDEX_SUFFIX}"
         names = {f.path for f in entry.files}
         indexed = self.header.format == "wds" and {tar_name, index_name} <= names
+        # the reader opens the shard's tar, or any file zarr finds in its folder: each must be a listed (hashed,
+        # checked) file; an unlisted one (a symlink, a FIFO, unhashed data) is refused as `shards verify` does
+        if self.header.format == "wds":
+            unlisted = [] if tar_name in names else [tar_name]
+        else:
+            unlisted = [f"{name}/{rel}" for rel in list_store_files(self.fs, f"{self.root}/shards/{name}")
+                        if f"{name}/{rel}" not in names]
+        if unlisted:
+            raise CorruptStoreError(f"{self.root}/shards/{unlisted[0]}: shard file not listed in index.json; refused")
         todo = []  # (entry, path, stamp) of the files the cache does not vouch for; the tar last
         for f in sorted(entry.files, key=lambda f: f.path == tar_name):
             path = f"{self.root}/shards/{f.path}"
