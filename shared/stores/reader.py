@@ -25,7 +25,7 @@ from geovr.shared.stores.hashcache import HashCache, local_stamp
 from geovr.shared.stores.verify import list_store_files, load_manifest, verify_store
 from geovr.shared.stores.wds_index import INDEX_SUFFIX, verify_tar_index
 from geovr.shared.stores.wds_shard import WdsShardReader, clip_key
-from geovr.shared.stores.zarr_shard import INDEX_FILE, ZarrShardReader, read_zarr_metas
+from geovr.shared.stores.zarr_shard import INDEX_FILE, ZarrShardReader, read_zarr_metas, verify_zarr_index
 
 __all__ = ["StoreReader"]
 
@@ -180,6 +180,12 @@ class StoreReader:
                     raise CorruptStoreError(f"{path}: sha256 {digest[:16]}... != index.json {f.sha256[:16]}... "
                                             "(corrupted)")
             passed.append((path, stamp, f.sha256))
+        if passed and self.header.format == "zarr" and {f"{name}/{INDEX_FILE}", f"{name}/zarr.json"} <= names:
+            # the clip index must describe the group exactly (checked whenever one of the shard's files changed)
+            problems = verify_zarr_index(f"{self.url}/shards/{name}", self.is_local, self.fs,
+                                         f"{self.root}/shards/{name}", entry.samples)
+            if problems:
+                raise CorruptStoreError(problems[0])
         for path, stamp, sha in passed:
             cache.add(path, stamp, sha)
         if own and passed:
