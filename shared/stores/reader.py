@@ -268,7 +268,9 @@ class StoreReader:
         files = self._files
         tar, idx = files.get(f"{name}.tar"), files.get(f"{name}{INDEX_SUFFIX}")
         base = f"{self.root}/shards/{name}"
-        if tar is None or idx is None:
+        if tar is None:
+            raise CorruptStoreError(f"{base}.tar: shard file not listed in index.json; refused")
+        if idx is None:
             return WdsShardReader(f"{base}.tar", self.fs, self._limits)
         return WdsShardReader(f"{base}.tar", self.fs, self._limits, index_path=f"{base}{INDEX_SUFFIX}", tar_bytes=tar.bytes,
                               num_clips=self._samples[name])
@@ -315,6 +317,8 @@ class StoreReader:
             where = f"{self.url}/shards/{name}"
             if self.header.format == "zarr":
                 self._check_plain(name)
+                if not any(f.path == f"{name}/zarr.json" for f in self._entries[name].files):  # zarr opens it
+                    raise CorruptStoreError(f"{where}/zarr.json: shard file not listed in index.json; refused")
                 metas = read_zarr_metas(where, self.is_local)
                 for cid, row in rows:
                     if row >= len(metas):
