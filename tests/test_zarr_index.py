@@ -200,3 +200,18 @@ def test_rehashed_index_that_does_not_describe_the_group_is_refused(zarr_store, 
     assert "does not describe" in StoreReader(root).verify_all_shards().get("r000-00000", "")
     with pytest.raises(CorruptStoreError, match="does not describe"):
         StoreReader(root)["scene0000/00000"]
+
+
+def test_index_read_is_bounded_by_the_file_not_by_the_manifest_sample_count(zarr_store, tmp_path):
+    """A huge ``samples`` in index.json sizes no read buffer (``f.read(n)`` allocates ``n`` up front): the small
+    index is read as it is and refused for its shape."""
+    import json
+
+    src, _clips = zarr_store
+    root = tmp_path / "t"
+    shutil.copytree(src, root)
+    d = json.loads((root / "index.json").read_text())
+    d["shards"][0]["samples"] = 1 << 45
+    (root / "index.json").write_text(json.dumps(d))
+    with pytest.raises(CorruptStoreError, match=r"must be an integer \[35184372088835, 6\] array"):
+        StoreReader(root, verify_shards=False)._shard("r000-00000")

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from geovr.shared.safety import CorruptStoreError, load_json_bytes, load_npy_bytes
+from geovr.shared.safety import CorruptStoreError, load_json_bytes, load_npy_bytes, read_bounded
 
 __all__ = ["INDEX_FILE", "ZarrShardReader", "clip_index", "encode_zarr_shard", "read_zarr_metas",
            "verify_zarr_index", "write_zarr_shard"]
@@ -396,7 +396,7 @@ class ZarrShardReader:
         rows = n_clips + len(SPAN_ATTRS)
         want = rows * 48 + 1024
         with fs.open(index_path, "rb") as f:
-            data = f.read(want + 1)
+            data = read_bounded(f, want + 1)  # f.read(n) would allocate n bytes up front (n from index.json)
         if len(data) > want:
             raise CorruptStoreError(f"{index_path}: over {want} bytes for {n_clips} clips")
         index = load_npy_bytes(data, index_path)
