@@ -170,3 +170,48 @@ def test_clip_index_spans_hold_each_record_also_in_non_ascii_json():
         assert idx.shape == (2 + len(SPAN_ATTRS), 6)
         assert [json.loads(raw[a:b]) for a, b in idx[:, :2]] == [*metas, 1, ["depth"], []]
         assert idx[:2, 2:].tolist() == [[0, 2, 0, 20], [2, 5, 20, 50]]
+
+
+def test_rehashed_index_that_does_not_describe_the_group_is_refused(zarr_store, tmp_path):
+    """An index rewritten with its hash updated in index.json (a store crafted by its sender): row 0 names frames
+    [1, 3) (half of clip 0, half of clip 1, byte ranges consistent with frame_offsets), which zarr and older
+    readers never give for that clip. verify_shard / shards verify rebuild the index from the group and refuse it."""
+    import hashlib
+    import json
+
+    import zarr
+
+    src, _clips = zarr_store
+    root = tmp_path / "t"
+    shutil.copytree(src, root)
+    fo = zarr.open_array(str(root / "shards" / "r000-00000" / "frame_offsets"), mode="r")[:]
+
+    def mix(idx):
+        idx[0, 2:] = [1, 3, fo[1], fo[3]]
+
+    _tamper_index(root, mix)
+    data = (root / "shards" / "r000-00000" / INDEX_FILE).read_bytes()
+    man = json.loads((root / "index.json").read_text())
+    for f in man["shards"][0]["files"]:
+        if f["path"].endswith(INDEX_FILE):
+            f["sha256"], f["bytes"] = hashlib.sha256(data).hexdigest(), len(data)
+    (root / "index.json").write_text(json.dumps(man))
+    assert any(INDEX_FILE in p and "does not describe" in p for p in verify_store(str(root)))
+    assert "does not describe" in StoreReader(root).verify_all_shards().get("r000-00000", "")
+    with pytest.raises(CorruptStoreError, match="does not describe"):
+        StoreReader(root)["scene0000/00000"]
+
+
+def test_index_read_is_bounded_by_the_file_not_by_the_manifest_sample_count(zarr_store, tmp_path):
+    """A huge ``samples`` in index.json sizes no read buffer (``f.read(n)`` allocates ``n`` up front): the small
+    index is read as it is and refused for its shape."""
+    import json
+
+    src, _clips = zarr_store
+    root = tmp_path / "t"
+    shutil.copytree(src, root)
+    d = json.loads((root / "index.json").read_text())
+    d["shards"][0]["samples"] = 1 << 45
+    (root / "index.json").write_text(json.dumps(d))
+    with pytest.raises(CorruptStoreError, match=r"must be an integer \[35184372088835, 6\] array"):
+        StoreReader(root, verify_shards=False)._shard("r000-00000")

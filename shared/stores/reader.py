@@ -22,10 +22,10 @@ from geovr.shared.stores.clipcheck import ReadLimits, check_arrays, check_frames
 from geovr.shared.stores.clipcodec import clip_from_parts
 from geovr.shared.stores.fsio import resolve
 from geovr.shared.stores.hashcache import HashCache, local_stamp
-from geovr.shared.stores.verify import load_manifest, verify_store
+from geovr.shared.stores.verify import list_store_files, load_manifest, verify_store
 from geovr.shared.stores.wds_index import INDEX_SUFFIX, verify_tar_index
 from geovr.shared.stores.wds_shard import WdsShardReader, clip_key
-from geovr.shared.stores.zarr_shard import INDEX_FILE, ZarrShardReader, read_zarr_metas
+from geovr.shared.stores.zarr_shard import INDEX_FILE, ZarrShardReader, read_zarr_metas, verify_zarr_index
 
 __all__ = ["StoreReader"]
 
@@ -143,6 +143,15 @@ class StoreReader:
         index_name = f"{name}{INDEX_SUFFIX}"
         names = {f.path for f in entry.files}
         indexed = self.header.format == "wds" and {tar_name, index_name} <= names
+        # the reader opens the shard's tar, or any file zarr finds in its folder: each must be a listed (hashed,
+        # checked) file; an unlisted one (a symlink, a FIFO, unhashed data) is refused as `shards verify` does
+        if self.header.format == "wds":
+            unlisted = [] if tar_name in names else [tar_name]
+        else:
+            unlisted = [f"{name}/{rel}" for rel in list_store_files(self.fs, f"{self.root}/shards/{name}")
+                        if f"{name}/{rel}" not in names]
+        if unlisted:
+            raise CorruptStoreError(f"{self.root}/shards/{unlisted[0]}: shard file not listed in index.json; refused")
         todo = []  # (entry, path, stamp) of the files the cache does not vouch for; the tar last
         for f in sorted(entry.files, key=lambda f: f.path == tar_name):
             path = f"{self.root}/shards/{f.path}"
@@ -171,6 +180,12 @@ class StoreReader:
                     raise CorruptStoreError(f"{path}: sha256 {digest[:16]}... != index.json {f.sha256[:16]}... "
                                             "(corrupted)")
             passed.append((path, stamp, f.sha256))
+        if passed and self.header.format == "zarr" and {f"{name}/{INDEX_FILE}", f"{name}/zarr.json"} <= names:
+            # the clip index must describe the group exactly (checked whenever one of the shard's files changed)
+            problems = verify_zarr_index(f"{self.url}/shards/{name}", self.is_local, self.fs,
+                                         f"{self.root}/shards/{name}", entry.samples)
+            if problems:
+                raise CorruptStoreError(problems[0])
         for path, stamp, sha in passed:
             cache.add(path, stamp, sha)
         if own and passed:
@@ -253,7 +268,9 @@ class StoreReader:
         files = self._files
         tar, idx = files.get(f"{name}.tar"), files.get(f"{name}{INDEX_SUFFIX}")
         base = f"{self.root}/shards/{name}"
-        if tar is None or idx is None:
+        if tar is None:
+            raise CorruptStoreError(f"{base}.tar: shard file not listed in index.json; refused")
+        if idx is None:
             return WdsShardReader(f"{base}.tar", self.fs, self._limits)
         return WdsShardReader(f"{base}.tar", self.fs, self._limits, index_path=f"{base}{INDEX_SUFFIX}", tar_bytes=tar.bytes,
                               num_clips=self._samples[name])
@@ -300,6 +317,8 @@ class StoreReader:
             where = f"{self.url}/shards/{name}"
             if self.header.format == "zarr":
                 self._check_plain(name)
+                if not any(f.path == f"{name}/zarr.json" for f in self._entries[name].files):  # zarr opens it
+                    raise CorruptStoreError(f"{where}/zarr.json: shard file not listed in index.json; refused")
                 metas = read_zarr_metas(where, self.is_local)
                 for cid, row in rows:
                     if row >= len(metas):

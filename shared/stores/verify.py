@@ -46,9 +46,12 @@ def verify_store(root: str, hashes: bool = True) -> list[str]:
     covered by a hash (``meta_files``); ``clips.parquet`` matches its hash and the shard sample
     counts; every WebDataset shard's offset index describes its tar exactly (rebuilt from the tar's
     headers: the clip table's samples in row order, no duplicate or appended member, zero padding after
-    the last sample; ``wds_index.verify_tar_index``); no unknown extra files.
+    the last sample; ``wds_index.verify_tar_index``); every Zarr shard's ``clip_index.npy`` describes its group
+    exactly (``zarr_shard.verify_zarr_index``); no unknown extra files.
     """
-    fs, root, _local = resolve(root)
+    url = os.fspath(root).rstrip("/")
+    fs, root, _local = resolve(url)
+    url = root if _local else url
     problems: list[str] = []
     try:
         man = load_manifest(fs, root)
@@ -87,10 +90,28 @@ def verify_store(root: str, hashes: bool = True) -> list[str]:
             problems.extend(found)
     if indexed:
         problems.extend(_check_wds_indexes(fs, root, indexed, table, bad_files))
-    for rel in list_store_files(fs, root):
-        if rel not in known and not rel.startswith(LOCK_PREFIX):  # a writer's lock file is not store content
-            problems.append(f"{root}/{rel}: unknown file, not listed in index.json")
+    unknown = [rel for rel in list_store_files(fs, root)
+               if rel not in known and not rel.startswith(LOCK_PREFIX)]  # a writer's lock file is not store content
+    if man.header.format == "zarr" and hashes:
+        problems.extend(_check_zarr_indexes(fs, root, url, _local, man, bad_files | set(unknown)))
+    for rel in unknown:
+        problems.append(f"{root}/{rel}: unknown file, not listed in index.json")
     return problems
+
+
+def _check_zarr_indexes(fs: Any, root: str, url: str, local: bool, man: Manifest, bad: set[str]) -> list[str]:
+    """``verify_zarr_index`` of every Zarr shard that lists a ``clip_index.npy``, whose listed files all passed and
+    whose folder holds no unknown file (the rebuild reads the group through zarr)."""
+    from geovr.shared.stores.zarr_shard import INDEX_FILE, verify_zarr_index
+
+    out = []
+    for shard in man.shards:
+        listed = {f.path for f in shard.files}
+        if {f"{shard.name}/{INDEX_FILE}", f"{shard.name}/zarr.json"} <= listed and not any(
+                b.startswith(f"shards/{shard.name}/") for b in bad):
+            out.extend(verify_zarr_index(f"{url}/shards/{shard.name}", local, fs, f"{root}/shards/{shard.name}",
+                                         shard.samples))
+    return out
 
 
 def _check_file(fs: Any, root: str, rel: str, f: Any, why: str, hashes: bool, local: bool) -> list[str]:

@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from geovr.shared.safety import CorruptStoreError, load_json_bytes, load_npy_bytes
+from geovr.shared.safety import CorruptStoreError, load_json_bytes, load_npy_bytes, read_bounded
 
 __all__ = ["INDEX_FILE", "ZarrShardReader", "clip_index", "encode_zarr_shard", "read_zarr_metas",
-           "write_zarr_shard"]
+           "verify_zarr_index", "write_zarr_shard"]
 
 INDEX_FILE = "clip_index.npy"
 """Per-shard clip index: record spans in the group's ``zarr.json`` and frame ranges (module docstring)."""
@@ -252,6 +252,33 @@ def clip_index(group_json: bytes, clip_offsets: np.ndarray, frame_offsets: np.nd
     return out
 
 
+def verify_zarr_index(url: str, is_local: bool, fs: Any, path: str, n_clips: int) -> list[str]:
+    """Problems of shard ``url``'s ``clip_index.npy`` against its group (empty = it describes the group exactly):
+    the index is rebuilt from the group's ``zarr.json`` and both offset arrays (read through zarr, bounded as an
+    older shard's open) and must equal the stored one, so the indexed reader gives each row the record and the
+    frames zarr and older readers give it. Run on the hashed files (``shards verify``, ``verify_shard``). ``path``:
+    the shard folder on ``fs`` (``url`` without the protocol for a remote store)."""
+    index_path = f"{path}/{INDEX_FILE}"
+    try:
+        full = ZarrShardReader(url, is_local)
+        if full.n_clips != n_clips:
+            return [f"{url}: the group holds {full.n_clips} clip records, index.json says {n_clips}"]
+        with fs.open(f"{path}/zarr.json", "rb") as f:
+            want = clip_index(f.read(), full.offsets, full.frame_offsets)
+        with fs.open(index_path, "rb") as f:
+            got = load_npy_bytes(f.read(want.nbytes + 1024 + 1), index_path)
+    except CorruptStoreError as e:
+        return [str(e)]
+    except Exception as e:  # a crafted group JSON the span walk cannot follow
+        return [f"{url}: cannot rebuild {INDEX_FILE} from the group ({type(e).__name__}: {e})"]
+    if got.shape != want.shape or not np.array_equal(got, want):
+        bad = next((i for i in range(min(len(got), len(want))) if not np.array_equal(got[i], want[i])), len(want))
+        return [f"{index_path}: row {bad} does not describe the group (its zarr.json and offsets give "
+                f"{want[bad].tolist() if bad < len(want) else None}, the index "
+                f"{got[bad].tolist() if bad < len(got) and got.ndim == 2 else None}); refused"]
+    return []
+
+
 def read_zarr_metas(url: str, is_local: bool) -> list[dict[str, Any]]:
     """Per-clip metadata (``ClipTargets.meta_dict()`` per row) of a Zarr shard from its group
     attributes alone: no array is opened or decoded."""
@@ -369,7 +396,7 @@ class ZarrShardReader:
         rows = n_clips + len(SPAN_ATTRS)
         want = rows * 48 + 1024
         with fs.open(index_path, "rb") as f:
-            data = f.read(want + 1)
+            data = read_bounded(f, want + 1)  # f.read(n) would allocate n bytes up front (n from index.json)
         if len(data) > want:
             raise CorruptStoreError(f"{index_path}: over {want} bytes for {n_clips} clips")
         index = load_npy_bytes(data, index_path)

@@ -172,3 +172,46 @@ def test_item09_merge_output_inside_input_refused(store_copy) -> None:
     with pytest.raises(UsageError, match="overlaps"):
         merge_stores(str(src / "shards" / "merged"), [str(src)])
     assert tree(src) == before and verify_store(str(src)) == []
+
+
+@pytest.mark.parametrize("fmt,rel", [("zarr", "r000-00000/pose_enc/zarr.json"), ("zarr", "r000-00000/depth/c/0/0/0"),
+                                     ("wds", "r000-00000.tar")])
+def test_unlisted_shard_file_is_refused_by_lazy_and_full_shard_checks(store_copy, tmp_path, fmt, rel) -> None:
+    """A shard file the reader would open but ``index.json`` does not list (here a symlink to a copy outside the
+    store) escapes the hash and plain-file checks of ``verify_shard``: it is refused, as ``shards verify`` does."""
+    src = store_copy(fmt)
+    edit_index(src, lambda d: d["shards"][0].update(files=[f for f in d["shards"][0]["files"] if f["path"] != rel]))
+    victim = src / "shards" / rel
+    outside = tmp_path / "outside.bin"
+    victim.rename(outside)
+    victim.symlink_to(outside)
+    assert any(rel in p for p in verify_store(str(src)))
+    r = StoreReader(src)
+    bad = r.verify_all_shards()  # data.verify: all
+    assert "r000-00000" in bad and "not listed" in bad["r000-00000"]
+    with pytest.raises(StoreError, match="not listed"):
+        StoreReader(src)["a/00000"]  # data.verify: lazy (first open of the shard)
+
+
+@pytest.mark.parametrize("fmt,rel", [("zarr", "r000-00000/zarr.json"), ("wds", "r000-00000.tar")])
+def test_unlisted_fifo_never_opened_by_the_metadata_only_read(store_copy, fmt, rel) -> None:
+    """``iter_meta`` (stage two's sampling check, run before any shard is verified with ``data.verify: lazy``)
+    opens only listed files: an unlisted FIFO in place of the group metadata / the tar is refused, no hang."""
+    src = store_copy(fmt)
+    edit_index(src, lambda d: d["shards"][0].update(files=[f for f in d["shards"][0]["files"] if f["path"] != rel]))
+    victim = src / "shards" / rel
+    victim.unlink()
+    os.mkfifo(victim)
+    result: dict = {}
+
+    def attempt() -> None:
+        try:
+            list(StoreReader(src).iter_meta())
+        except StoreError as e:
+            result["err"] = str(e)
+
+    t = threading.Thread(target=attempt, daemon=True)
+    t.start()
+    t.join(20)
+    assert not t.is_alive(), "an unlisted FIFO made the metadata-only read hang"
+    assert "not listed" in result.get("err", "")
