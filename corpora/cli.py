@@ -65,6 +65,13 @@ def from_instructions(
     raise typer.Exit(1 if rep.left_out or rep.bad_rows else 0)
 
 
+def _check_sources(paths: list[Path], what: str) -> None:
+    """A named source that is not a folder is a usage mistake (exit 2), found before anything is imported."""
+    for p in paths:
+        if not p.is_dir():
+            _fail(ValueError(f"{p}: no such {what} folder"))
+
+
 def _report_imports(results: list, failures: list[tuple[Path, str]], out: Path) -> None:
     for r in results:
         state = "already imported" if r.skipped else "imported"
@@ -96,6 +103,9 @@ def import_scannet_cmd(
     """Import ScanNet scenes (colour, depth in mm, camera-to-world poses, intrinsics) as clips with ground truth."""
     from geovr.corpora.scannet import import_scannet
 
+    _check_sources(scenes, "scene")
+    if every < 1 or width < 1:
+        _fail(ValueError(f"--every and --width must be >= 1, got {every} and {width}"))
     results, failures = [], []
     for s in scenes:
         try:
@@ -122,6 +132,9 @@ def import_arkitscenes_cmd(
     """Import ARKitScenes low-resolution frames (RGB, LiDAR depth in mm, .traj poses, .pincam intrinsics)."""
     from geovr.corpora.arkitscenes import import_arkitscenes
 
+    _check_sources(videos, "video")
+    if every < 1 or width < 0:
+        _fail(ValueError(f"--every must be >= 1 and --width >= 0, got {every} and {width}"))
     results, failures = [], []
     for v in videos:
         try:

@@ -131,6 +131,8 @@ class ExtractConfig:
         entry = teacher_entry(self.teacher)
         if inputs and not Path(self.corpus).is_file():  # the first thing a user names: report it first
             raise UsageError(f"{self.corpus}: corpus manifest not found")
+        if inputs and "://" not in self.out and Path(self.out).exists() and not Path(self.out).is_dir():
+            raise UsageError(f"--out {self.out}: exists and is not a folder")
         weights = self.weights or self.teacher_kwargs.get("weights")
         random_init = self.random_init or bool(self.teacher_kwargs.get("random_init"))
         if entry.needs_weights and inputs and bool(weights) == random_init:

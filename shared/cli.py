@@ -110,6 +110,12 @@ def show(
     from geovr.shared.shards.show import render_clip
     from geovr.shared.stores import StoreReader
 
+    for flag, value in (("--num-frames", frames), ("--width", width), ("--height", height)):
+        if value < 1:
+            raise UsageError(f"{flag} must be >= 1, got {value}")
+    if out.is_dir() or not out.parent.is_dir():
+        raise UsageError(f"--out {out}: " + ("is a folder; name a PNG file" if out.is_dir() else
+                                             f"folder {out.parent} does not exist"))
     reader = StoreReader(store)
     if clip not in reader.clip_ids:
         why = f" (extraction failed: {reader.failures[clip]})" if clip in reader.failures else ""

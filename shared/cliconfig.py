@@ -142,6 +142,11 @@ def _checked(tp: Any, v: Any, where: str) -> Any:
     float field accepts numeric strings); a value of the wrong type is a ``UsageError``."""
     base = _scalar(tp)
     if base is None or v is None:
+        args = [a for a in typing.get_args(tp) if a is not type(None)] if typing.get_origin(tp) in (
+            typing.Union, types.UnionType) else [tp]
+        shape = (typing.get_origin(args[0]) or args[0]) if len(args) == 1 else None
+        if shape in (list, dict) and v is not None and not isinstance(v, shape):  # e.g. data.stores=PATH, not [PATH]
+            raise UsageError(f"{where}: expected a {'list' if shape is list else 'mapping'}, got {v!r}")
         return v
     base = typing.get_args(base)[0] if typing.get_origin(base) is typing.Union else base
     if base is float and isinstance(v, (int, float, str)) and not isinstance(v, bool):

@@ -79,6 +79,29 @@ CASES = {
     "eval synth-qa: not a synthetic corpus": (["eval", "synth-qa", "--corpus", "{tmp}", "--out", "{tmp}/q"], 2,
                                               ["geovr synth"]),
     "shards: not a store": (["shards", "info", "{tmp}/nostore"], 2, ["no such store"]),
+    "extract: --out is a file": (["extract", "--corpus", "{corpus}", "--out", "{corpus}", "--teacher", "oracle"], 2,
+                                 ["--out", "not a folder"]),
+    "shards merge: out is a file": (["shards", "merge", "{corpus}", "{tmp}/nostore"], 2, ["not a folder"]),
+    "shards show: --out folder missing": (["shards", "show", "{tmp}/nostore", "c", "--out", "{tmp}/no/x.png"], 2,
+                                          ["--out", "does not exist"]),
+    "shards show: zero width": (["shards", "show", "{tmp}/nostore", "c", "--width", "0"], 2, ["--width"]),
+    "corpus import-scannet: scene missing": (["corpus", "import-scannet", "{tmp}/scene0000_00", "--out", "{tmp}/o"],
+                                             2, ["scene0000_00", "no such scene folder"]),
+    "corpus import-arkitscenes: every 0": (["corpus", "import-arkitscenes", "{tmp}", "--out", "{tmp}/o",
+                                            "--every", "0"], 2, ["--every"]),
+    "train: store not a list": (["train", "--config", "tiny_cpu", "data.stores={tmp}/nostore"], 2,
+                                ["data.stores", "expected a list"]),
+    "train: sampling not a mapping": (["train", "--config", "tiny_cpu", "data.sampling=5"], 2,
+                                      ["data.sampling", "expected a mapping"]),
+    "train: bad sampling values": (["train", "--config", "tiny_cpu", "data.sampling={{num_frames: -1}}"], 2,
+                                   ["data.sampling", "frame limits"]),
+    "train: out_dir is a file": (["train", "--config", "tiny_cpu", "run.out_dir={corpus}"], 2, ["run.out_dir"]),
+    "train: negative workers": (["train", "--config", "tiny_cpu", "data.workers=-1"], 2, ["data.workers"]),
+    "train: save_every 0": (["train", "--config", "tiny_cpu", "run.save_every=0"], 2, ["run.save_every"]),
+    "train: negative lr": (["train", "--config", "tiny_cpu", "optim.lr=-1"], 2, ["optim.lr"]),
+    "train: unknown ZeRO stage": (["train", "--config", "tiny_cpu", "deepspeed.zero_stage=5"], 2, ["zero_stage"]),
+    "train: unknown precision": (["train", "--config", "tiny_cpu", "deepspeed.precision=fp8"], 2, ["'fp8'"]),
+    "train: --nproc 0": (["train", "--config", "tiny_cpu", "--nproc", "0"], 2, ["--nproc"]),
     "shards: unknown protocol": (["shards", "publish", "{tmp}", "foo://bucket/x"], 2, ["foo://bucket/x"]),
 }
 
@@ -90,6 +113,14 @@ def test_mistake_is_one_error_line_with_its_exit_code(case, tmp_path, corpus, be
     res = run_geovr(*(a.format(**fill) for a in args))
     _one_error_line(res, code, *needles)
     assert not (tmp_path / "v").exists() and not (tmp_path / "o").exists()  # nothing left behind
+
+
+def test_instructions_that_are_a_json_array_are_a_usage_error(oracle_store, tmp_path):
+    store, _ = oracle_store
+    qa = tmp_path / "qa.json"
+    qa.write_text('[{"clip_id": "synth_0000", "conversations": []}]\n')  # VLM-3R's array form: convert it first
+    res = run_geovr("train", "--config", "tiny_cpu", f"data.stores=[{store}]", f"data.instructions=[{qa}]")
+    _one_error_line(res, 2, "qa.json:1", "not an object")
 
 
 def test_publish_to_s3_without_s3fs_names_the_extra(tmp_path):

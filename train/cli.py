@@ -38,6 +38,11 @@ def train(
     from geovr.train.recipe_files import recipe_path
 
     recipe_path(config)  # a wrong name fails before torch is imported
+    for flag, value, low in (("--nproc", nproc, 1), ("--nnodes", nnodes, 1), ("--node-rank", node_rank, 0)):
+        if value < low:
+            from geovr.shared.errors import UsageError
+
+            raise UsageError(f"{flag} must be >= {low}, got {value}")
     from geovr.train.config import load_config
 
     ov = list(overrides or []) + (["run.resume=true"] if resume else [])

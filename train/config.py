@@ -226,6 +226,24 @@ def check_config(cfg: TrainConfig, world: int) -> None:
         raise ConfigError("run.epochs and run.max_steps must be >= 0")
     if cfg.run.epochs == 0 and cfg.run.max_steps == 0:
         raise ConfigError("run.max_steps must be > 0 when run.epochs is 0")
+    if cfg.data.sampling is not None:
+        from geovr.shared.sampling import SamplingConfig
+
+        try:
+            SamplingConfig.from_dict(cfg.data.sampling)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"data.sampling: {exc}") from exc
+    if Path(cfg.run.out_dir).exists() and not Path(cfg.run.out_dir).is_dir():
+        raise ConfigError(f"run.out_dir {cfg.run.out_dir}: exists and is not a folder")
+    for name, value, low in (("run.save_every", cfg.run.save_every, 1), ("run.stop_at", cfg.run.stop_at, 0),
+                             ("data.workers", cfg.data.workers, 0), ("optim.lr", cfg.optim.lr, 0),
+                             ("optim.head_lr", cfg.optim.head_lr, 0), ("optim.weight_decay", cfg.optim.weight_decay, 0),
+                             ("optim.warmup_ratio", cfg.optim.warmup_ratio, 0), ("optim.grad_clip", cfg.optim.grad_clip, 0)):
+        if value < low:
+            raise ConfigError(f"{name} must be >= {low}, got {value}")
+    if cfg.deepspeed.zero_stage not in (0, 1, 2, 3) or cfg.deepspeed.precision not in ("auto", "bf16", "fp32"):
+        raise ConfigError("deepspeed.zero_stage must be 0-3 and deepspeed.precision auto|bf16|fp32, got "
+                          f"{cfg.deepspeed.zero_stage} / {cfg.deepspeed.precision!r}")
     if cfg.data.max_tokens < 0:
         raise ConfigError(f"data.max_tokens must be >= 0 (0 = no limit), got {cfg.data.max_tokens}")
     if cfg.model.depth_head not in DEPTH_HEADS:

@@ -54,6 +54,8 @@ def read_instructions(path: str | Path, strip: list[str] | tuple[str, ...] = PAP
             continue
         try:
             row = json.loads(line)
+            if not isinstance(row, dict):  # e.g. a JSON array file (one JSON value per line is expected)
+                raise TypeError(f"a JSON {type(row).__name__}, not an object")
             cid = row.get("clip_id") or Path(row["video"]).stem
             conv = row["conversations"]
             if len(conv) < (2 if first_exchange else 1):

@@ -58,6 +58,8 @@ def merge_stores(out: str, stores: list[str]) -> Manifest:
     _fs, out, is_local = resolve(out)
     if not is_local:
         raise UsageError(f"{out}: merge into a local folder, then publish it")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"{out}: output exists and is not a folder")
     if os.path.exists(out) and os.listdir(out):
         raise UsageError(f"{out}: output folder exists and is not empty")
     real_out = os.path.realpath(out)
