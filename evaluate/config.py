@@ -120,6 +120,8 @@ class SynthQAConfig:
             raise UsageError(f"--corpus {self.corpus}: no synthetic corpus (corpus.parquet) there; run `geovr synth`")
         if not 0.0 < self.test_fraction < 1.0:
             raise UsageError(f"--test-fraction must be in (0, 1), got {self.test_fraction}")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise UsageError(f"--out {self.out}: exists and is not a folder")
 
 
 @dataclass
@@ -164,3 +166,10 @@ class GeometryConfig:
                 raise UsageError(f"{flag} {path}: no such folder")
         if self.threshold <= 0:
             raise UsageError(f"--threshold must be > 0, got {self.threshold}")
+        if self.max_clips < 0:
+            raise UsageError(f"--max-clips must be >= 0 (0 = all), got {self.max_clips}")
+        if self.model and "://" not in self.model and not (Path(self.model) / "geovr_heads" / "heads.json").is_file():
+            raise UsageError(f"--model {self.model}: not a `geovr train` export (no geovr_heads/heads.json)")
+        if Path(self.out).is_dir() or not Path(self.out).parent.is_dir():
+            raise UsageError(f"--out {self.out}: " + ("is a folder; name a JSON file" if Path(self.out).is_dir() else
+                                                      f"folder {Path(self.out).parent} does not exist"))

@@ -24,6 +24,7 @@ from geovr.evaluate.lmms_log import is_lmms_eval_log, read_lmms_eval_log
 from geovr.evaluate.prompts import build_prompt
 from geovr.evaluate.protocols import Protocol, resolve
 from geovr.evaluate.scorer import aggregate, format_table, lmms_eval_metrics
+from geovr.shared.errors import UsageError
 from geovr.shared.jsonio import dumps_strict
 from geovr.shared.video_meta import video_metadata
 
@@ -99,8 +100,8 @@ def _read_done(path: Path) -> dict:
             try:
                 rec = json.loads(line)
                 done[rec["id"]] = rec
-            except (json.JSONDecodeError, KeyError):
-                continue  # a torn last line from a crash: that question is asked again
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a torn last line from a crash (or not an object): that question is asked again
     return done
 
 
@@ -175,7 +176,8 @@ def score(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> dict:
     preds = read_lmms_eval_log(pred_path, rows) if lmms_log else _read_done(pred_path)
     missing = [r["id"] for r in rows if r["id"] not in preds]
     if missing:
-        raise ValueError(f"{pred_path}: {len(missing)} questions have no prediction (first ids: {missing[:5]})")
+        raise UsageError(f"{pred_path}: {len(missing)} questions have no prediction (first ids: {missing[:5]}); "
+                         "expected JSON Lines of {id, prediction} or an lmms-eval sample log")
     joined = [{**r, "prediction": preds[r["id"]]["prediction"]} for r in rows]
     strict = aggregate(joined, scoring=proto.scoring)
     lmms = lmms_eval_metrics(aggregate(joined, scoring="lmms-eval"))

@@ -99,6 +99,11 @@ def summary(out: Path, seconds: float) -> str:
 
 
 def run_demo(out: Path, train_steps: int = 20) -> None:
+    if train_steps < 1 or (out.exists() and not out.is_dir()):
+        from geovr.shared.errors import UsageError
+
+        raise UsageError(f"--train-steps must be >= 1, got {train_steps}" if train_steps < 1 else
+                         f"--out {out}: exists and is not a folder")
     for stale in ("store_oracle", "store_vggt", "bench", "run", "vsibench"):  # a re-run starts clean (resumable steps
         shutil.rmtree(out / stale, ignore_errors=True)  # would otherwise reuse the previous run's outputs)
     out.mkdir(parents=True, exist_ok=True)

@@ -102,6 +102,16 @@ CASES = {
     "train: unknown ZeRO stage": (["train", "--config", "tiny_cpu", "deepspeed.zero_stage=5"], 2, ["zero_stage"]),
     "train: unknown precision": (["train", "--config", "tiny_cpu", "deepspeed.precision=fp8"], 2, ["'fp8'"]),
     "train: --nproc 0": (["train", "--config", "tiny_cpu", "--nproc", "0"], 2, ["--nproc"]),
+    "eval vsibench: predictions of another format": (["eval", "vsibench", "--bench", "{bench}", "--predictions",
+                                                      "{corpus}", "--out", "{tmp}/p"], 2, ["have no prediction"]),
+    "eval synth-qa: --out is a file": (["eval", "synth-qa", "--corpus", "{synth}", "--out", "{corpus}"], 2,
+                                       ["not a folder"]),
+    "eval geometry: --model is not an export": (["eval", "geometry", "--ref", "{tmp}", "--model", "{tmp}"], 2,
+                                                ["heads.json"]),
+    "eval geometry: --out folder missing": (["eval", "geometry", "--ref", "{tmp}", "--pred", "{tmp}", "--out",
+                                             "{tmp}/no/r.json"], 2, ["--out", "does not exist"]),
+    "demo: zero training steps": (["demo", "--out", "{tmp}/d", "--train-steps", "0"], 2, ["--train-steps"]),
+    "demo: --out is a file": (["demo", "--out", "{corpus}"], 2, ["not a folder"]),
     "shards: unknown protocol": (["shards", "publish", "{tmp}", "foo://bucket/x"], 2, ["foo://bucket/x"]),
 }
 
@@ -109,7 +119,9 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_mistake_is_one_error_line_with_its_exit_code(case, tmp_path, corpus, bench):
     args, code, needles = CASES[case]
-    fill = {"tmp": str(tmp_path), "corpus": str(corpus), "bench": str(bench)}
+    (tmp_path / "synth").mkdir()
+    (tmp_path / "synth" / "corpus.parquet").write_bytes(b"")  # only its presence is checked before --out
+    fill = {"tmp": str(tmp_path), "corpus": str(corpus), "bench": str(bench), "synth": str(tmp_path / "synth")}
     res = run_geovr(*(a.format(**fill) for a in args))
     _one_error_line(res, code, *needles)
     assert not (tmp_path / "v").exists() and not (tmp_path / "o").exists()  # nothing left behind

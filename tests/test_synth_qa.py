@@ -85,7 +85,7 @@ def test_missing_predictions_and_debiased_without_column_are_refused(bench, tmp_
     partial = tmp_path / "partial.jsonl"
     partial.write_text(json.dumps({"id": 0, "prediction": "A"}) + "\n")
     res = CliRunner().invoke(app, ["eval", "vsibench", "--bench", str(bench), "--predictions", str(partial)])
-    assert res.exit_code != 0 and "have no prediction" in str(res.exception)
+    assert res.exit_code == 2 and "have no prediction" in res.output  # a usage mistake: one error line
     from geovr.evaluate.vsibench import VSIBenchConfig, load_rows
 
     assert len(load_rows(VSIBenchConfig(bench_dir=str(bench), split="debiased"))) == len(_rows(bench))
