@@ -94,6 +94,8 @@ class VSIBenchConfig:
         from geovr.shared.modelref import check_model_ref
 
         check_model_ref(self.model, "--model")
+        if Path(self.model).is_dir() and not (Path(self.model) / "config.json").is_file():
+            raise UsageError(f"--model {self.model}: no config.json there (not a transformers model or geovr export)")
 
 
 @dataclass

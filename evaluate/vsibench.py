@@ -52,7 +52,16 @@ def load_rows(cfg: VSIBenchConfig) -> list[dict]:
     if path.suffix == ".parquet":
         rows = read_rows(path)
     else:
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = []
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise UsageError(f"{path}:{n}: not valid JSON Lines ({exc})") from exc
+    for n, r in enumerate(rows, 1):  # what scoring needs (asking also needs dataset, scene_name, question)
+        if not isinstance(r, dict) or not {"id", "question_type", "ground_truth"} <= set(r):
+            raise UsageError(f"{path}: row {n} is not a VSI-Bench question (needs id, question_type, ground_truth)")
     if cfg.split not in SPLITS:
         raise ValueError(f"split {cfg.split!r} not in {SPLITS}")
     if cfg.split == "debiased":

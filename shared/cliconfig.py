@@ -127,7 +127,7 @@ def config_from_dict(cls: type, d: dict[str, Any], where: str = "config") -> Any
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for k, v in d.items():
-        if dataclasses.is_dataclass(hints[k]) and isinstance(v, dict):
+        if dataclasses.is_dataclass(hints[k]):  # a section: model=3 or run=null is a mistake
             kwargs[k] = config_from_dict(hints[k], v, f"{where}.{k}")
         else:
             kwargs[k] = _checked(hints[k], v, f"{where}.{k}")
@@ -141,12 +141,17 @@ def _checked(tp: Any, v: Any, where: str) -> Any:
     """``v`` as a value of field type ``tp`` when that is a scalar type (YAML reads ``1e-2`` as a string, so a
     float field accepts numeric strings); a value of the wrong type is a ``UsageError``."""
     base = _scalar(tp)
+    if v is None and tp in SCALARS:  # ``model.model=`` (an empty override) for a field that cannot be unset
+        raise UsageError(f"{where}: expected {tp.__name__}, got an empty value")
     if base is None or v is None:
         args = [a for a in typing.get_args(tp) if a is not type(None)] if typing.get_origin(tp) in (
             typing.Union, types.UnionType) else [tp]
         shape = (typing.get_origin(args[0]) or args[0]) if len(args) == 1 else None
         if shape in (list, dict) and v is not None and not isinstance(v, shape):  # e.g. data.stores=PATH, not [PATH]
             raise UsageError(f"{where}: expected a {'list' if shape is list else 'mapping'}, got {v!r}")
+        item = typing.get_args(args[0]) if shape is list else ()
+        if v is not None and len(item) == 1 and item[0] in SCALARS:  # list[str]: data.stores=[[a]] or [3]
+            return [_checked(item[0], x, f"{where}[{i}]") for i, x in enumerate(v)]
         return v
     base = typing.get_args(base)[0] if typing.get_origin(base) is typing.Union else base
     if base is float and isinstance(v, (int, float, str)) and not isinstance(v, bool):

@@ -44,6 +44,8 @@ class SynthConfig:
         """Raise ``ValueError`` naming the first invalid field."""
         if self.clips < 1:
             raise ValueError(f"SynthConfig.clips must be >= 1, got {self.clips}")
+        if self.seed < 0:
+            raise ValueError(f"SynthConfig.seed must be >= 0, got {self.seed}")
         if self.frames < 2:
             raise ValueError(f"SynthConfig.frames must be >= 2, got {self.frames}")
         if self.fps < 1:
