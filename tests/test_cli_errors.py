@@ -81,6 +81,7 @@ CASES = {
     "shards: not a store": (["shards", "info", "{tmp}/nostore"], 2, ["no such store"]),
     "extract: --out is a file": (["extract", "--corpus", "{corpus}", "--out", "{corpus}", "--teacher", "oracle"], 2,
                                  ["--out", "not a folder"]),
+    "shards merge: input missing": (["shards", "merge", "{tmp}/m", "{tmp}/nostore"], 2, ["nostore", "no such store"]),
     "shards merge: out is a file": (["shards", "merge", "{corpus}", "{tmp}/nostore"], 2, ["not a folder"]),
     "shards show: --out folder missing": (["shards", "show", "{tmp}/nostore", "c", "--out", "{tmp}/no/x.png"], 2,
                                           ["--out", "does not exist"]),

@@ -71,6 +71,9 @@ def merge_stores(out: str, stores: list[str]) -> Manifest:
         if os.path.commonpath([real_in, real_out]) in (real_in, real_out):
             raise UsageError(f"{out}: output folder overlaps the input store {s} (one is inside the other); "
                              "merge into a folder outside every input")
+        if not os.path.isfile(os.path.join(path_s, "index.json")):  # a named input that is not a store: usage
+            raise UsageError(f"{s}: " + ("no index.json; the store is not finalised" if os.path.isdir(path_s)
+                                         else "no such store"))
         problems = verify_store(path_s)
         if problems:
             raise CorruptStoreError(f"{s}: input store does not verify; merge refused:\n  " + "\n  ".join(problems))
