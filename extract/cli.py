@@ -31,8 +31,9 @@ def _extract(raw: dict[str, Any], plan_only: bool = False, finalize: bool = Fals
 
         from geovr.shared.stores import finalize_store
 
-        if "://" not in str(raw["out"]) and not Path(raw["out"]).is_dir():
-            raise UsageError(f"--out {raw['out']}: no such store folder to finalise")
+        if "://" not in str(raw["out"]) and not (Path(raw["out"]) / "header.json").is_file():
+            raise UsageError(f"--out {raw['out']}: no such store folder to finalise" if not Path(raw["out"]).is_dir()
+                             else f"--out {raw['out']}: no store there to finalise (no header.json)")
         m = finalize_store(raw["out"])
         typer.echo(f"finalized {raw['out']}: {m.num_clips} clips, {m.num_failed} failed, {len(m.shards)} shards")
         return

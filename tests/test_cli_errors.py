@@ -53,6 +53,7 @@ CASES = {
     "extract: unknown VGGT architecture": (["extract", "--corpus", "{corpus}", "--out", "{tmp}/o", "--vggt-config",
                                             "huge", "--random-init"], 2, ["'huge'"]),
     "extract: finalise a missing store": (["extract", "--finalize", "--out", "{tmp}/nostore"], 2, ["nostore"]),
+    "extract: finalise an empty folder": (["extract", "--finalize", "--out", "{tmp}"], 2, ["no header.json"]),
     "extract: no --out": (["extract", "--corpus", "{corpus}"], 2, ["--out"]),
     "extract: VGGT without weights": (["extract", "--corpus", "{corpus}", "--out", "{tmp}/o"], 2,
                                       ["needs --weights", "--random-init"]),
