@@ -48,6 +48,8 @@ def from_instructions(
 
     if preset not in PRESETS:
         _fail(ValueError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}"))
+    if out.exists() and not out.is_dir():
+        _fail(ValueError(f"--out {out}: exists and is not a folder"))
     try:
         sampling = SamplingConfig(fps=fps, min_frames=min_frames, max_frames=max_frames)
         rep = run(CorpusFromInstructions(instructions=list(instructions), video_root=video_root, out=out,

@@ -87,6 +87,8 @@ CASES = {
     "shards show: --out folder missing": (["shards", "show", "{tmp}/nostore", "c", "--out", "{tmp}/no/x.png"], 2,
                                           ["--out", "does not exist"]),
     "shards show: zero width": (["shards", "show", "{tmp}/nostore", "c", "--width", "0"], 2, ["--width"]),
+    "corpus from-instructions: --out is a file": (["corpus", "from-instructions", "{corpus}", "--video-root", "{tmp}",
+                                                   "--out", "{corpus}"], 2, ["--out", "not a folder"]),
     "corpus import-scannet: scene missing": (["corpus", "import-scannet", "{tmp}/scene0000_00", "--out", "{tmp}/o"],
                                              2, ["scene0000_00", "no such scene folder"]),
     "corpus import-arkitscenes: every 0": (["corpus", "import-arkitscenes", "{tmp}", "--out", "{tmp}/o",
