@@ -46,8 +46,9 @@ class Protocol:
     seed: int | None = None
     """Seed of sampled decoding (``--seed`` overrides; each batch is seeded from it and its question ids)."""
     video_pixels_per_frame: dict[str, int] | None = None
-    """Pixel budget per frame; times ``num_frames`` it overrides ``processor.video_processor.size``
-    (Qwen3-VL reads it as the whole clip's budget). None = the processor's default."""
+    """Pixel budget per frame; overrides ``processor.video_processor.size``, times ``num_frames`` for a processor
+    that reads it as the whole clip's budget (Qwen3-VL, Qwen3.5), as given for one that reads it per frame
+    (Qwen2.5-VL). None = the processor's default."""
     frame_rounding: str = "floor"
     """``floor``: ``linspace(0, N - 1, k, dtype=int)`` (VSI-Bench's and lmms-eval's code); ``round``:
     ``linspace(0, N - 1, k).round()`` (the Qwen3-VL video processor's ``sample_frames``, which the GeoVR paper's
@@ -75,11 +76,12 @@ class Protocol:
         grid = np.linspace(0, count - 1, self.num_frames)
         return (grid.round() if self.frame_rounding == "round" else grid).astype(np.int64)
 
-    def video_size(self) -> dict[str, int] | None:
-        """The ``processor.video_processor.size`` to set, or None."""
+    def video_size(self, per_clip: bool = True) -> dict[str, int] | None:
+        """The ``processor.video_processor.size`` to set, or None; ``per_clip``: the processor reads ``size`` as
+        the whole clip's pixel budget (Qwen3-VL's), else per frame (Qwen2.5-VL's)."""
         if self.video_pixels_per_frame is None:
             return None
-        return {k: v * self.num_frames for k, v in self.video_pixels_per_frame.items()}
+        return {k: v * (self.num_frames if per_clip else 1) for k, v in self.video_pixels_per_frame.items()}
 
     def generate_kwargs(self) -> dict:
         """Keyword arguments of ``model.generate`` (sampling knobs only when sampling)."""
