@@ -53,6 +53,9 @@ class Protocol:
     """``floor``: ``linspace(0, N - 1, k, dtype=int)`` (VSI-Bench's and lmms-eval's code); ``round``:
     ``linspace(0, N - 1, k).round()`` (the Qwen3-VL video processor's ``sample_frames``, which the GeoVR paper's
     ``eval_vsi.py`` lets pick the frames)."""
+    enable_thinking: bool | None = None
+    """Passed to the chat template (``enable_thinking``; matters for thinking templates such as Qwen3.5's, ignored
+    by Qwen3-VL's / Qwen2.5-VL's); None = not passed (the template's default)."""
     source: str = ""
     """Where the settings come from."""
     overrides: tuple[str, ...] = field(default=())
@@ -107,8 +110,9 @@ PRESETS: dict[str, Protocol] = {
         "geovr-paper", num_frames=128, prompt_style="geovr-paper", do_sample=True, max_new_tokens=32 * 1024,
         scoring="geovr-paper", temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.0, seed=42,
         video_pixels_per_frame={"longest_edge": 384 * 32 * 32, "shortest_edge": 4 * 32 * 32}, frame_rounding="round",
+        enable_thinking=False,
         source="WHB139426/GeoVR-MLLM: scripts/eval.sh (NUM_FRAME=128), eval_vsi.py (prompts, sampling, processor "
-               "size, num_frames=128 with fps=None: the Qwen3-VL processor's rounded linspace, init_seeds(42)), "
+               "size, enable_thinking=False, num_frames=128 with fps=None: the Qwen3-VL processor's rounded linspace, init_seeds(42)), "
                "metric_result.py (scoring)"),
 }
 """The presets; the first is the default."""

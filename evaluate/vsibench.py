@@ -146,10 +146,11 @@ def predict(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> None:
             sampled = [sample_video(root / r["dataset"] / f"{r['scene_name']}.mp4", proto) for r in batch]
             videos = [v for v, _, _ in sampled]
             meta = [video_metadata(idx / fps, len(idx) * fps / max(int(idx[-1]) + 1, 1)) for _, idx, fps in sampled]
+            thinking = {} if proto.enable_thinking is None else {"enable_thinking": proto.enable_thinking}
             texts = [
                 processor.apply_chat_template(
                     [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": build_prompt(r, proto.prompt_style)}]}],
-                    tokenize=False, add_generation_prompt=True,
+                    tokenize=False, add_generation_prompt=True, **thinking,
                 )
                 for r in batch
             ]

@@ -176,7 +176,8 @@ class _FakeProcessor:
         self.video_processor = type("V", (), {"size": None})()
         self.prompts = []
 
-    def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt, **template_kwargs):
+        self.template_kwargs = template_kwargs
         return messages[0]["content"][1]["text"]
 
     def __call__(self, text, videos, video_metadata, do_sample_frames, padding, return_tensors):
@@ -243,11 +244,13 @@ def test_protocol_drives_generation_and_seed_makes_sampling_repeatable(bench, tm
                   "repetition_penalty": 1.0}
     assert fake_model.frames == [128] and fake_model.video_processor.size["longest_edge"] == 384 * 128 * 1024
     assert fake_model.prompts[0].endswith("Please answer the question ONLY using a single Arabic numeral.")
+    assert fake_model.template_kwargs == {"enable_thinking": False}  # eval_vsi.py's apply_chat_template call
     assert answers("b", protocol="geovr-paper", seed=3) == a
     assert answers("c", protocol="geovr-paper", seed=4) != a
     answers("d", protocol="official", num_frames=8)
     assert _FakeModel.calls[-1] == {"max_new_tokens": 16, "do_sample": False} and fake_model.frames[-1] == 8
     assert fake_model.prompts[-1].startswith("These are frames of a video.")
+    assert fake_model.template_kwargs == {}  # the template's own default
 
 
 @pytest.mark.parametrize("hw", [(480, 640), (1440, 1920)])
