@@ -46,12 +46,16 @@ class Protocol:
     seed: int | None = None
     """Seed of sampled decoding (``--seed`` overrides; each batch is seeded from it and its question ids)."""
     video_pixels_per_frame: dict[str, int] | None = None
-    """Pixel budget per frame; times ``num_frames`` it overrides ``processor.video_processor.size``
-    (Qwen3-VL reads it as the whole clip's budget). None = the processor's default."""
+    """Pixel budget per frame; overrides ``processor.video_processor.size``, times ``num_frames`` for a processor
+    that reads it as the whole clip's budget (Qwen3-VL, Qwen3.5), as given for one that reads it per frame
+    (Qwen2.5-VL). None = the processor's default."""
     frame_rounding: str = "floor"
     """``floor``: ``linspace(0, N - 1, k, dtype=int)`` (VSI-Bench's and lmms-eval's code); ``round``:
     ``linspace(0, N - 1, k).round()`` (the Qwen3-VL video processor's ``sample_frames``, which the GeoVR paper's
     ``eval_vsi.py`` lets pick the frames)."""
+    enable_thinking: bool | None = None
+    """Passed to the chat template (``enable_thinking``; matters for thinking templates such as Qwen3.5's, ignored
+    by Qwen3-VL's / Qwen2.5-VL's); None = not passed (the template's default)."""
     source: str = ""
     """Where the settings come from."""
     overrides: tuple[str, ...] = field(default=())
@@ -75,11 +79,12 @@ class Protocol:
         grid = np.linspace(0, count - 1, self.num_frames)
         return (grid.round() if self.frame_rounding == "round" else grid).astype(np.int64)
 
-    def video_size(self) -> dict[str, int] | None:
-        """The ``processor.video_processor.size`` to set, or None."""
+    def video_size(self, per_clip: bool = True) -> dict[str, int] | None:
+        """The ``processor.video_processor.size`` to set, or None; ``per_clip``: the processor reads ``size`` as
+        the whole clip's pixel budget (Qwen3-VL's), else per frame (Qwen2.5-VL's)."""
         if self.video_pixels_per_frame is None:
             return None
-        return {k: v * self.num_frames for k, v in self.video_pixels_per_frame.items()}
+        return {k: v * (self.num_frames if per_clip else 1) for k, v in self.video_pixels_per_frame.items()}
 
     def generate_kwargs(self) -> dict:
         """Keyword arguments of ``model.generate`` (sampling knobs only when sampling)."""
@@ -105,8 +110,9 @@ PRESETS: dict[str, Protocol] = {
         "geovr-paper", num_frames=128, prompt_style="geovr-paper", do_sample=True, max_new_tokens=32 * 1024,
         scoring="geovr-paper", temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.0, seed=42,
         video_pixels_per_frame={"longest_edge": 384 * 32 * 32, "shortest_edge": 4 * 32 * 32}, frame_rounding="round",
+        enable_thinking=False,
         source="WHB139426/GeoVR-MLLM: scripts/eval.sh (NUM_FRAME=128), eval_vsi.py (prompts, sampling, processor "
-               "size, num_frames=128 with fps=None: the Qwen3-VL processor's rounded linspace, init_seeds(42)), "
+               "size, enable_thinking=False, num_frames=128 with fps=None: the Qwen3-VL processor's rounded linspace, init_seeds(42)), "
                "metric_result.py (scoring)"),
 }
 """The presets; the first is the default."""

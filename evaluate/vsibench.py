@@ -92,12 +92,16 @@ def configure_processor(processor, proto: Protocol) -> None:
     processor and announce it as the future default; it would floor each frame at ``1.05 * shortest_edge``
     (the whole clip's minimum), which at the paper's 128 frames lifts the 384-token frame ceiling to 537.
     geovr turns it off wherever it exists, so every transformers version resizes like the paper's.
+    Qwen2.5-VL's video processor reads ``size`` per frame, so it gets the per-frame budget as it is.
     """
+    from transformers import Qwen2VLVideoProcessor
+
     vp = getattr(processor, "video_processor", None)
     if vp is None:
         return
-    if proto.video_size() is not None:
-        vp.size = proto.video_size()
+    size = proto.video_size(per_clip=not isinstance(vp, Qwen2VLVideoProcessor))
+    if size is not None:
+        vp.size = size
     if hasattr(vp, "cap_pixels_per_frame"):
         vp.cap_pixels_per_frame = False
 
@@ -152,10 +156,11 @@ def predict(cfg: VSIBenchConfig, rows: list[dict], pred_path: Path) -> None:
             sampled = [sample_video(root / r["dataset"] / f"{r['scene_name']}.mp4", proto) for r in batch]
             videos = [v for v, _, _ in sampled]
             meta = [video_metadata(idx / fps, len(idx) * fps / max(int(idx[-1]) + 1, 1)) for _, idx, fps in sampled]
+            thinking = {} if proto.enable_thinking is None else {"enable_thinking": proto.enable_thinking}
             texts = [
                 processor.apply_chat_template(
                     [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": build_prompt(r, proto.prompt_style)}]}],
-                    tokenize=False, add_generation_prompt=True,
+                    tokenize=False, add_generation_prompt=True, **thinking,
                 )
                 for r in batch
             ]

@@ -176,7 +176,8 @@ class _FakeProcessor:
         self.video_processor = type("V", (), {"size": None})()
         self.prompts = []
 
-    def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt, **template_kwargs):
+        self.template_kwargs = template_kwargs
         return messages[0]["content"][1]["text"]
 
     def __call__(self, text, videos, video_metadata, do_sample_frames, padding, return_tensors):
@@ -243,8 +244,30 @@ def test_protocol_drives_generation_and_seed_makes_sampling_repeatable(bench, tm
                   "repetition_penalty": 1.0}
     assert fake_model.frames == [128] and fake_model.video_processor.size["longest_edge"] == 384 * 128 * 1024
     assert fake_model.prompts[0].endswith("Please answer the question ONLY using a single Arabic numeral.")
+    assert fake_model.template_kwargs == {"enable_thinking": False}  # eval_vsi.py's apply_chat_template call
     assert answers("b", protocol="geovr-paper", seed=3) == a
     assert answers("c", protocol="geovr-paper", seed=4) != a
     answers("d", protocol="official", num_frames=8)
     assert _FakeModel.calls[-1] == {"max_new_tokens": 16, "do_sample": False} and fake_model.frames[-1] == 8
     assert fake_model.prompts[-1].startswith("These are frames of a video.")
+    assert fake_model.template_kwargs == {}  # the template's own default
+
+
+@pytest.mark.parametrize("hw", [(480, 640), (1440, 1920)])
+def test_paper_preset_keeps_a_per_frame_processor_within_the_per_frame_budget(hw):
+    """Qwen2.5-VL's video processor reads ``size`` per frame (Qwen3-VL's: per clip), so the preset's per-frame
+    budget must not be multiplied by the frame count there: no frame is upscaled past its own size or kept
+    above 384 * 32 * 32 pixels."""
+    from types import SimpleNamespace
+
+    from transformers import Qwen2VLVideoProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import smart_resize
+
+    from geovr.evaluate.vsibench import configure_processor
+
+    vp = Qwen2VLVideoProcessor(size={"shortest_edge": 28 * 28, "longest_edge": 256 * 28 * 28}, patch_size=14,
+                               merge_size=2, temporal_patch_size=2)
+    configure_processor(SimpleNamespace(video_processor=vp), resolve("geovr-paper"))  # 128 frames
+    h, w = smart_resize(*hw, factor=28, min_pixels=vp.size["shortest_edge"], max_pixels=vp.size["longest_edge"])
+    assert h * w <= 384 * 32 * 32
+    assert h * w <= max(hw[0] * hw[1], 4 * 32 * 32) * 1.1  # not upscaled (beyond the factor-28 rounding)
