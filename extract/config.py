@@ -153,6 +153,8 @@ class ExtractConfig:
                                  ("--workers", self.workers, 0), ("--jpeg-quality", self.jpeg_quality, 1)):
             if value < low:
                 raise UsageError(f"{name} must be >= {low}, got {value}")
+        if self.jpeg_quality > 100:
+            raise UsageError(f"--jpeg-quality must be <= 100, got {self.jpeg_quality}")
         if not inputs:
             return
         from geovr.shared.modelref import check_model_ref

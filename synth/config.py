@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_CLIP_PIXELS = 1 << 30
+"""Largest clip rendered (frames x height x width): a clip's colour and depth are held in memory at once, so a
+larger request would exhaust memory part-way instead of being refused up front."""
+
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -52,6 +56,9 @@ class SynthConfig:
             raise ValueError(f"SynthConfig.fps must be >= 1, got {self.fps}")
         if self.height < 16 or self.width < 16 or self.height % 2 or self.width % 2:
             raise ValueError(f"SynthConfig height/width must be even and >= 16, got {self.height}x{self.width}")
+        if self.frames * self.height * self.width > MAX_CLIP_PIXELS:
+            raise ValueError(f"SynthConfig frames x height x width must be <= {MAX_CLIP_PIXELS} pixels per clip (a clip "
+                             f"is rendered in memory), got {self.frames}x{self.height}x{self.width}")
         if not 10.0 <= self.fov_w_deg <= 150.0:
             raise ValueError(f"SynthConfig.fov_w_deg must be in [10, 150], got {self.fov_w_deg}")
         if self.objects[0] < 0 or self.objects[1] < self.objects[0]:
