@@ -111,19 +111,25 @@ def is_local_fs(fs: Any) -> bool:
     return "file" in protos or "local" in protos
 
 
+def _lstat_plain(path: str) -> os.stat_result:
+    """``lstat`` of a local path that must be a plain file (not a symlink, FIFO, device, socket or folder)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError as e:
+        raise CorruptStoreError(f"{path}: file is missing") from e
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeContentError(f"{path}: is a symlink; store files must be plain files")
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeContentError(f"{path}: is a FIFO, device, socket or folder, not a plain file; refused")
+    return st
+
+
 def check_regular_file(path: str, fs: Any = None, root: str | None = None) -> None:
     """Refuse anything but a plain file at ``path`` before it is opened: a symlink, FIFO, device, socket
     or folder would leak private files or hang a reader. For local files, with ``root`` given, the real
     path must also lie inside ``root`` (no symlinked parent folder). Missing -> ``CorruptStoreError``."""
     if is_local_fs(fs):
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError as e:
-            raise CorruptStoreError(f"{path}: file is missing") from e
-        if stat.S_ISLNK(st.st_mode):
-            raise UnsafeContentError(f"{path}: is a symlink; store files must be plain files")
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafeContentError(f"{path}: is a FIFO, device, socket or folder, not a plain file; refused")
+        _lstat_plain(path)
         if root is not None:
             real, real_root = os.path.realpath(path), os.path.realpath(root)
             if os.path.commonpath([real, real_root]) != real_root:
@@ -166,14 +172,7 @@ class LocalFileChecker:
     def check(self, path: str) -> os.stat_result:
         """Refuse what ``check_regular_file`` refuses; return the file's ``lstat`` (that of a plain file)."""
         path = os.path.normpath(path)
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError as e:
-            raise CorruptStoreError(f"{path}: file is missing") from e
-        if stat.S_ISLNK(st.st_mode):
-            raise UnsafeContentError(f"{path}: is a symlink; store files must be plain files")
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafeContentError(f"{path}: is a FIFO, device, socket or folder, not a plain file; refused")
+        st = _lstat_plain(path)
         real = os.path.join(self._real_dir(os.path.dirname(path)), os.path.basename(path))
         if os.path.commonpath([real, self.real_root]) != self.real_root:
             raise UnsafeContentError(f"{path}: resolves to {real}, outside the store {self.root} (symlinked folder)")
