@@ -124,6 +124,18 @@ def _lstat_plain(path: str) -> os.stat_result:
     return st
 
 
+def index_mismatch(stored: np.ndarray, rebuilt: np.ndarray) -> tuple[int, list | None, list | None] | None:
+    """``None`` when a shard's stored offset index equals the one rebuilt from the shard itself; else ``(row,
+    rebuilt row, stored row)`` of the first row that differs (``None`` for a row past either end, or for a stored
+    array that is not a table)."""
+    if stored.shape == rebuilt.shape and np.array_equal(stored, rebuilt):
+        return None
+    n = min(len(stored), len(rebuilt)) if stored.ndim and rebuilt.ndim else 0
+    row = next((i for i in range(n) if not np.array_equal(stored[i], rebuilt[i])), n)
+    return (row, rebuilt[row].tolist() if row < len(rebuilt) else None,
+            stored[row].tolist() if stored.ndim == 2 and row < len(stored) else None)
+
+
 def check_regular_file(path: str, fs: Any = None, root: str | None = None) -> None:
     """Refuse anything but a plain file at ``path`` before it is opened: a symlink, FIFO, device, socket
     or folder would leak private files or hang a reader. For local files, with ``root`` given, the real

@@ -37,7 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from geovr.shared.safety import CorruptStoreError, StoreError, TarLimits, load_npy_bytes, safe_tar_members
+from geovr.shared.safety import (
+    CorruptStoreError,
+    StoreError,
+    TarLimits,
+    index_mismatch,
+    load_npy_bytes,
+    safe_tar_members,
+)
 
 __all__ = ["INDEX_SUFFIX", "MAX_TRAILER", "build_wds_index", "check_layout", "check_range", "check_trailer",
            "hash_scan_tar", "match_index", "parse_wds_index", "read_meta_member", "read_sample_members", "scan_tar",
@@ -184,11 +191,9 @@ def match_index(keys: list[str], rows: np.ndarray, want_keys: list[str], index: 
     if keys != want_keys:
         return [f"{tar_path}: samples {keys[:4]}{'...' if len(keys) > 4 else ''} differ from the clip "
                 f"table's {want_keys[:4]}{'...' if len(want_keys) > 4 else ''} for this shard"]
-    if rows.shape != index.shape or not np.array_equal(rows, index):
-        bad = next((i for i in range(min(len(rows), len(index))) if not np.array_equal(rows[i], index[i])), len(index))
-        return [f"{index_path}: row {bad} does not describe the tar's members (the tar's headers give "
-                f"{rows[bad].tolist() if bad < len(rows) else None}, the index "
-                f"{index[bad].tolist() if bad < len(index) else None})"]
+    if (bad := index_mismatch(index, rows)) is not None:
+        return [f"{index_path}: row {bad[0]} does not describe the tar's members (the tar's headers give {bad[1]}, "
+                f"the index {bad[2]})"]
     return []
 
 

@@ -34,7 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from geovr.shared.safety import CorruptStoreError, load_json_bytes, load_npy_bytes, read_bounded
+from geovr.shared.safety import (
+    CorruptStoreError,
+    index_mismatch,
+    load_json_bytes,
+    load_npy_bytes,
+    read_bounded,
+)
 
 __all__ = ["INDEX_FILE", "ZarrShardReader", "clip_index", "encode_zarr_shard", "read_zarr_metas",
            "verify_zarr_index", "write_zarr_shard"]
@@ -271,11 +277,9 @@ def verify_zarr_index(url: str, is_local: bool, fs: Any, path: str, n_clips: int
         return [str(e)]
     except Exception as e:  # a crafted group JSON the span walk cannot follow
         return [f"{url}: cannot rebuild {INDEX_FILE} from the group ({type(e).__name__}: {e})"]
-    if got.shape != want.shape or not np.array_equal(got, want):
-        bad = next((i for i in range(min(len(got), len(want))) if not np.array_equal(got[i], want[i])), len(want))
-        return [f"{index_path}: row {bad} does not describe the group (its zarr.json and offsets give "
-                f"{want[bad].tolist() if bad < len(want) else None}, the index "
-                f"{got[bad].tolist() if bad < len(got) and got.ndim == 2 else None}); refused"]
+    if (bad := index_mismatch(got, want)) is not None:
+        return [f"{index_path}: row {bad[0]} does not describe the group (its zarr.json and offsets give {bad[1]}, "
+                f"the index {bad[2]}); refused"]
     return []
 
 
